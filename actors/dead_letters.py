@@ -1,0 +1,45 @@
+"""Requeueing dead letters: back onto the broker, atomically with the dead-letter row."""
+
+from __future__ import annotations
+
+import uuid
+
+import dramatiq
+from sqlalchemy import Engine
+
+from engine.db import system_tx
+from engine.store.dead_letters import DeadLetter, DeadLetterFilter, claim_for_requeue, payload_of
+
+REQUEUE_CHUNK = 500
+
+
+def requeue(db: Engine, broker: dramatiq.Broker, f: DeadLetterFilter) -> list[DeadLetter]:
+    """Requeue every live dead letter matching `f`; return those requeued.
+
+    Each chunk is marked and enqueued inside one transaction: if enqueueing fails the marks
+    roll back, so nothing is lost; a crash after enqueue but before commit can enqueue a
+    message twice, which the idempotent stages absorb.
+    """
+    done: list[DeadLetter] = []
+    while True:
+        with system_tx(db) as conn:
+            chunk = claim_for_requeue(conn, f, limit=REQUEUE_CHUNK)
+            for dl in chunk:
+                broker.enqueue(_message(dl))
+        done.extend(chunk)
+        if len(chunk) < REQUEUE_CHUNK or f.ids:
+            return done
+
+
+def _message(dl: DeadLetter) -> dramatiq.Message[object]:
+    payload = payload_of(dl)
+    options = dict(payload.get("options") or {})  # type: ignore[call-overload]
+    options["requeued_from"] = dl.id
+    return dramatiq.Message(
+        queue_name=str(payload.get("queue_name", dl.queue)),
+        actor_name=str(payload.get("actor_name", dl.actor)),
+        args=tuple(payload.get("args") or ()),  # type: ignore[call-overload]
+        kwargs=dict(payload.get("kwargs") or {}),  # type: ignore[call-overload]
+        options=options,
+        message_id=str(uuid.uuid4()),
+    )

@@ -1,0 +1,53 @@
+"""The worker's composition root: the dependencies actors use, built once per process."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import redis
+from sqlalchemy import Engine
+
+from adapters.base import ChannelAdapter
+from config import Settings
+from engine.db import system_tx
+from engine.events import ChannelType
+from engine.store.dead_letters import NewDeadLetter, insert_dead_letter
+
+
+@dataclass(frozen=True)
+class WorkerDeps:
+    settings: Settings
+    db: Engine
+    redis: redis.Redis
+    adapters: Mapping[ChannelType, ChannelAdapter]
+
+    def record_dead_letter(self, dl: NewDeadLetter) -> None:
+        with system_tx(self.db) as conn:
+            insert_dead_letter(conn, dl)
+
+    @property
+    def realtime_prefix(self) -> str:
+        return self.settings.QUEUE_PREFIX
+
+
+_current: WorkerDeps | None = None
+
+
+def install(deps: WorkerDeps) -> None:
+    """Make `deps` what actors in this process use (worker start-up, tests)."""
+    global _current
+    _current = deps
+
+
+def current() -> WorkerDeps:
+    if _current is None:
+        raise RuntimeError("worker dependencies not installed; start through `flowdesk worker`")
+    return _current
+
+
+def default_adapters() -> dict[ChannelType, ChannelAdapter]:
+    """Every channel adapter this engine ships."""
+    from adapters.whatsapp import ADAPTER as WHATSAPP
+
+    return {ChannelType.WHATSAPP: WHATSAPP}

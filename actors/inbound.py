@@ -1,0 +1,51 @@
+"""Inbound actor: claim inbox rows, run the inbound pipeline in one transaction, hand off delivery."""
+
+from __future__ import annotations
+
+import logging
+
+from actors import deps
+from actors.broker import actor
+from actors.deliver import publish_outbox
+from engine.db import system_tx
+from engine.errors import PermanentError
+from engine.store.inbox import claim_inbox, mark_inbox_dead
+from pipelines import inbound
+from pipelines.poison import PoisonBatchError, poison_guard
+
+log = logging.getLogger(__name__)
+
+
+@actor(queue_name=inbound.INBOUND_QUEUE)
+def process_inbox(inbox_ids: list[int], reparse: bool = False) -> None:
+    """Process a batch of inbox rows. Safe to run any number of times for the same ids."""
+    d = deps.current()
+    try:
+        with system_tx(d.db) as conn, poison_guard():
+            rows = claim_inbox(conn, inbox_ids, reparse=reparse)
+            outcome = inbound.process_batch(rows, conn=conn, adapters=d.adapters)
+    except PoisonBatchError as exc:
+        if len(inbox_ids) > 1:
+            # One bad row must not sink its neighbours: retry each row on its own.
+            for inbox_id in inbox_ids:
+                process_inbox.send([inbox_id], reparse)
+            log.warning("batch split after poison", extra={"batch_size": len(inbox_ids)})
+            return
+        with system_tx(d.db) as conn:
+            mark_inbox_dead(conn, inbox_ids, note=str(exc))
+        raise PermanentError(str(exc)) from exc
+    if outcome.outbox_ids:
+        publish_outbox.send(outcome.outbox_ids)
+    log.info(
+        "inbox batch processed",
+        extra={
+            "stage": "ack",
+            "batch_size": len(inbox_ids),
+            "claimed": len(rows),
+            "stored": outcome.messages_stored,
+            "duplicates": outcome.duplicates,
+            "statuses": outcome.statuses_applied,
+            "rejected": outcome.rejected,
+            "tickets_created": outcome.tickets_created,
+        },
+    )

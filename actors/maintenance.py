@@ -1,0 +1,51 @@
+"""Sweeps the scheduler runs: re-offer work whose broker message was lost."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from actors.deliver import publish_outbox
+from actors.deps import WorkerDeps
+from actors.inbound import process_inbox
+from engine.db import system_tx
+from engine.store.inbox import get_stale_inbox_ids
+from engine.store.outbox import get_stale_outbox_ids
+
+log = logging.getLogger(__name__)
+
+SWEEP_LIMIT = 5_000
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    inbox_requeued: int
+    outbox_requeued: int
+
+
+def sweep(d: WorkerDeps) -> SweepResult:
+    """Re-enqueue inbox rows and outbox events left unprocessed past their deadline.
+
+    Safe to run concurrently with workers: processing is idempotent and claims skip rows
+    another worker holds. A flushed or restarted broker therefore loses nothing.
+    """
+    batch = d.settings.PIPELINE_BATCH_MAX
+    with system_tx(d.db) as conn:
+        inbox_ids = get_stale_inbox_ids(
+            conn, older_than_s=d.settings.INBOX_SWEEP_AFTER_S, limit=SWEEP_LIMIT
+        )
+        for start in range(0, len(inbox_ids), batch):
+            process_inbox.send(inbox_ids[start : start + batch])
+    with system_tx(d.db) as conn:
+        outbox_ids = get_stale_outbox_ids(
+            conn, older_than_s=d.settings.INBOX_SWEEP_AFTER_S, limit=SWEEP_LIMIT
+        )
+    for start in range(0, len(outbox_ids), batch):
+        publish_outbox.send(outbox_ids[start : start + batch])
+    result = SweepResult(inbox_requeued=len(inbox_ids), outbox_requeued=len(outbox_ids))
+    if inbox_ids or outbox_ids:
+        log.warning(
+            "sweep re-offered stale work",
+            extra={"inbox": result.inbox_requeued, "outbox": result.outbox_requeued},
+        )
+    return result

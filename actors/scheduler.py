@@ -1,0 +1,61 @@
+"""The scheduler process: one leader (PostgreSQL advisory lock) running periodic sweeps."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy import text
+
+from actors.deps import WorkerDeps
+from actors.maintenance import sweep
+
+log = logging.getLogger(__name__)
+
+LEADER_LOCK_KEY = 7_265_432
+
+
+class Scheduler:
+    """Runs jobs only while holding the leader lock, so a second copy idles harmlessly."""
+
+    def __init__(self, deps: WorkerDeps, *, poll_s: float = 5.0) -> None:
+        self.deps = deps
+        self.poll_s = poll_s
+        self.is_leader = False
+        self._stop = threading.Event()
+        self._jobs = BackgroundScheduler(timezone="UTC")
+        every_s = deps.settings.INBOX_SWEEP_EVERY_S
+        self._add("sweep", lambda: sweep(deps), every_s)
+
+    def _add(self, name: str, fn: Callable[[], object], every_s: int) -> None:
+        self._jobs.add_job(fn, "interval", seconds=every_s, id=name, max_instances=1, coalesce=True)
+
+    def run(self) -> None:
+        """Block: wait for leadership, run the jobs, stop when asked (or when the lock is lost)."""
+        with self.deps.db.connect() as conn:
+            while not self._stop.is_set():
+                got = conn.execute(
+                    text("SELECT pg_try_advisory_lock(:k)"), {"k": LEADER_LOCK_KEY}
+                ).scalar_one()
+                conn.commit()
+                if got:
+                    break
+                self._stop.wait(self.poll_s)
+            if self._stop.is_set():
+                return
+            self.is_leader = True
+            log.info("scheduler is leader", extra={})
+            self._jobs.start()
+            try:
+                sweep(self.deps)  # catch up at once on start (work left by a previous run)
+                while not self._stop.wait(self.poll_s):
+                    conn.execute(text("SELECT 1")).scalar_one()  # the lock lives with this session
+                    conn.commit()
+            finally:
+                self._jobs.shutdown(wait=False)
+                self.is_leader = False
+
+    def stop(self) -> None:
+        self._stop.set()

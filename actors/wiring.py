@@ -1,0 +1,37 @@
+"""Wiring for worker-side processes: dependencies, broker and actors, built explicitly."""
+
+from __future__ import annotations
+
+import redis
+
+from actors import deliver, inbound  # noqa: F401 - importing declares the actors
+from actors.broker import bind_actors, build_broker
+from actors.deps import WorkerDeps, default_adapters, install
+from actors.middleware import RetryPolicy
+from config import Settings
+from engine.db import create_db_engine
+from engine.runtime import Runtime
+
+
+def build_worker_deps(settings: Settings, runtime: Runtime) -> WorkerDeps:
+    """Dependencies for actors in this process, and the broker bound to them."""
+    deps = WorkerDeps(
+        settings=settings,
+        db=create_db_engine(runtime.database_url, pool_size=settings.DB_POOL_SIZE),
+        redis=redis.Redis.from_url(runtime.redis_url),
+        adapters=default_adapters(),
+    )
+    broker = build_broker(
+        redis_url=runtime.redis_url,
+        amqp_url=settings.AMQP_URL,
+        namespace=settings.QUEUE_PREFIX,
+        policy=RetryPolicy(
+            max_retries=settings.MAX_RETRIES,
+            min_backoff_ms=settings.MIN_BACKOFF_MS,
+            max_backoff_ms=settings.MAX_BACKOFF_MS,
+        ),
+        recorder=deps.record_dead_letter,
+    )
+    bind_actors(broker, queue_prefix=settings.QUEUE_PREFIX if settings.AMQP_URL else None)
+    install(deps)
+    return deps

@@ -1,0 +1,12 @@
+"""Module the `dramatiq` CLI loads in each worker process; importing it boots the worker."""
+
+from __future__ import annotations
+
+from actors.wiring import build_worker_deps
+from config import load_settings
+from engine.logs import configure_logging
+from engine.runtime import resolve_runtime
+
+_settings = load_settings()
+configure_logging(_settings.LOG_LEVEL, _settings.LOG_FORMAT)
+build_worker_deps(_settings, resolve_runtime(_settings))

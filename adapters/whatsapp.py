@@ -1,0 +1,461 @@
+"""WhatsApp Cloud API adapter: verifies Meta's webhook signature, parses it into events."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
+from typing import Annotated, Any, Literal, TypeVar
+
+import orjson
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from adapters.base import ChannelSecrets
+from engine.errors import InvalidPayloadError, SignatureMismatchError
+from engine.events import (
+    ChannelType,
+    DeliveryStatus,
+    InboundEvent,
+    InboundMessage,
+    Location,
+    MalformedEvent,
+    Media,
+    MessageType,
+    ProviderNotice,
+    Reaction,
+    Referral,
+    Sender,
+    SharedContact,
+    StatusUpdate,
+)
+
+_SIGNATURE_HEADER = "x-hub-signature-256"
+_SIGNATURE = re.compile(r"sha256=([0-9a-fA-F]{64})")
+_FRAGMENT_MAX_CHARS = 2000
+# "pending" is ours, never Meta's; anything else Meta invents is news, not a delivery status.
+_STATUSES = frozenset({"sent", "delivered", "read", "failed"})
+
+
+def _unix_seconds(value: object) -> datetime:
+    # Meta sends unix seconds as a string; pydantic's own coercion would also accept ISO
+    # strings and read large numbers as milliseconds.
+    try:
+        if isinstance(value, str) and value.isascii() and value.isdigit():
+            return datetime.fromtimestamp(int(value), tz=UTC)
+        if type(value) is int:
+            return datetime.fromtimestamp(value, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        raise ValueError("timestamp out of range") from None
+    raise ValueError("expected unix seconds")
+
+
+_UnixTime = Annotated[datetime, BeforeValidator(_unix_seconds)]
+
+
+class _Provider(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class _Envelope(_Provider):
+    object: Literal["whatsapp_business_account"]
+    entry: list[Any]
+
+
+class _Entry(_Provider):
+    changes: list[Any]
+
+
+class _Metadata(_Provider):
+    phone_number_id: str
+
+
+class _Addressed(_Provider):
+    metadata: _Metadata
+
+
+class _AddressedChange(_Provider):
+    value: _Addressed
+
+
+class _Change(_Provider):
+    field: str
+
+
+class _Profile(_Provider):
+    name: str | None = None
+
+
+class _Contact(_Provider):
+    wa_id: str | None = None
+    profile: _Profile | None = None
+
+
+class _Value(_Provider):
+    contacts: list[_Contact] = []
+    messages: list[Any] = []
+    statuses: list[Any] = []
+    errors: list[Any] = []
+
+
+class _MessagesChange(_Provider):
+    value: _Value
+
+
+class _Error(_Provider):
+    code: int | None = None
+    title: str | None = None
+    message: str | None = None
+
+
+class _Text(_Provider):
+    body: str
+
+
+class _MediaBlock(_Provider):
+    id: str = Field(min_length=1)
+    mime_type: str | None = None
+    sha256: str | None = None
+    caption: str | None = None
+    filename: str | None = None
+    voice: bool = False
+
+
+class _LocationBlock(_Provider):
+    latitude: float = Field(ge=-90, le=90)
+    longitude: float = Field(ge=-180, le=180)
+    name: str | None = None
+    address: str | None = None
+    url: str | None = None
+
+
+class _CardName(_Provider):
+    formatted_name: str
+
+
+class _CardPhone(_Provider):
+    phone: str | None = None
+
+
+class _ContactCard(_Provider):
+    name: _CardName
+    phones: list[_CardPhone] = []
+
+
+class _Reply(_Provider):
+    id: str
+    title: str
+
+
+class _Interactive(_Provider):
+    type: str
+    button_reply: _Reply | None = None
+    list_reply: _Reply | None = None
+
+
+class _Button(_Provider):
+    text: str
+    payload: str | None = None
+
+
+class _ReactionBlock(_Provider):
+    message_id: str
+    emoji: str | None = None
+
+
+class _Context(_Provider):
+    id: str | None = None
+
+
+class _ReferralBlock(_Provider):
+    source_type: str | None = None
+    source_id: str | None = None
+    source_url: str | None = None
+    headline: str | None = None
+    body: str | None = None
+
+
+class _Message(_Provider):
+    id: str
+    from_: str = Field(alias="from")
+    timestamp: _UnixTime
+    type: str
+    context: _Context | None = None
+    referral: _ReferralBlock | None = None
+    errors: list[_Error] = []
+    text: _Text | None = None
+    image: _MediaBlock | None = None
+    video: _MediaBlock | None = None
+    audio: _MediaBlock | None = None
+    document: _MediaBlock | None = None
+    sticker: _MediaBlock | None = None
+    location: _LocationBlock | None = None
+    contacts: list[_ContactCard] | None = None
+    interactive: _Interactive | None = None
+    button: _Button | None = None
+    reaction: _ReactionBlock | None = None
+
+
+class _Status(_Provider):
+    id: str
+    status: str
+    timestamp: _UnixTime
+    recipient_id: str | None = None
+    errors: list[_Error] = []
+
+
+class _MissingFieldError(Exception):
+    """A typed block the message's `type` promises is absent; the argument is its path."""
+
+
+@dataclass(frozen=True)
+class _Content:
+    type: MessageType
+    body: str | None = None
+    media: tuple[Media, ...] = ()
+    location: Location | None = None
+    contacts: tuple[SharedContact, ...] = ()
+    reply_id: str | None = None
+    error_code: int | None = None
+    error_title: str | None = None
+
+
+_Block = TypeVar("_Block")
+
+
+def _required(block: _Block | None, path: str) -> _Block:
+    if block is None:
+        raise _MissingFieldError(path)
+    return block
+
+
+def _media(message: _Message) -> _Content:
+    blocks = {
+        "image": message.image,
+        "video": message.video,
+        "audio": message.audio,
+        "document": message.document,
+        "sticker": message.sticker,
+    }
+    block = _required(blocks[message.type], message.type)
+    voice = message.type == "audio" and block.voice
+    kind = MessageType.VOICE if voice else MessageType(message.type)
+    media = Media(
+        type=kind,
+        mime_type=block.mime_type,
+        provider_media_id=block.id,
+        sha256=block.sha256,
+        caption=block.caption,
+        filename=block.filename,
+    )
+    return _Content(kind, body=block.caption, media=(media,))
+
+
+def _interactive(block: _Interactive) -> _Content:
+    replies = {"button_reply": block.button_reply, "list_reply": block.list_reply}
+    if block.type not in replies:
+        return _Content(
+            MessageType.UNSUPPORTED, error_title=f"unknown type interactive.{block.type}"
+        )
+    reply = _required(replies[block.type], f"interactive.{block.type}")
+    return _Content(MessageType.INTERACTIVE, body=reply.title, reply_id=reply.id)
+
+
+def _content(message: _Message) -> _Content:
+    if message.errors:
+        error = message.errors[0]
+        return _Content(MessageType.UNSUPPORTED, error_code=error.code, error_title=error.title)
+    match message.type:
+        case "text":
+            return _Content(MessageType.TEXT, body=_required(message.text, "text").body)
+        case "image" | "video" | "audio" | "document" | "sticker":
+            return _media(message)
+        case "location":
+            block = _required(message.location, "location")
+            return _Content(MessageType.LOCATION, location=Location(**block.model_dump()))
+        case "contacts":
+            cards = _required(message.contacts, "contacts")
+            return _Content(MessageType.CONTACTS, contacts=tuple(map(_shared_contact, cards)))
+        case "interactive":
+            return _interactive(_required(message.interactive, "interactive"))
+        case "button":
+            button = _required(message.button, "button")
+            return _Content(MessageType.BUTTON, body=button.text, reply_id=button.payload)
+        case "unsupported":
+            return _Content(MessageType.UNSUPPORTED)
+        case other:
+            return _Content(MessageType.UNSUPPORTED, error_title=f"unknown type {other}")
+
+
+def _shared_contact(card: _ContactCard) -> SharedContact:
+    phones = tuple(p.phone for p in card.phones if p.phone)
+    return SharedContact(name=card.name.formatted_name, phones=phones)
+
+
+def _sender(wa_id: str, contacts: list[_Contact]) -> Sender:
+    contact = next((c for c in contacts if c.wa_id == wa_id), contacts[0] if contacts else None)
+    name = contact.profile.name if contact and contact.profile else None
+    return Sender(external_id=wa_id, name=name, phone=wa_id)
+
+
+def _parse_message(raw: Any, *, contacts: list[_Contact]) -> InboundEvent:
+    message = _Message.model_validate(raw)
+    sender = _sender(message.from_, contacts)
+    if message.type == "reaction" and not message.errors:
+        reaction = _required(message.reaction, "reaction")
+        return Reaction(
+            provider_message_id=message.id,
+            provider_timestamp=message.timestamp,
+            sender=sender,
+            target_provider_message_id=reaction.message_id,
+            emoji=reaction.emoji or None,  # no emoji (absent or "") means the customer removed it
+        )
+    content = _content(message)
+    referral = message.referral
+    return InboundMessage(
+        provider_message_id=message.id,
+        provider_timestamp=message.timestamp,
+        sender=sender,
+        type=content.type,
+        body=content.body,
+        media=content.media,
+        location=content.location,
+        contacts=content.contacts,
+        quoted_provider_message_id=message.context.id if message.context else None,
+        reply_id=content.reply_id,
+        referral=Referral(**referral.model_dump()) if referral else None,
+        error_code=content.error_code,
+        error_title=content.error_title,
+    )
+
+
+def _parse_status(raw: Any) -> InboundEvent:
+    status = _Status.model_validate(raw)
+    if status.status not in _STATUSES:
+        return ProviderNotice(title=f"status {status.status}")
+    error = status.errors[0] if status.errors else _Error()
+    return StatusUpdate(
+        provider_message_id=status.id,
+        provider_timestamp=status.timestamp,
+        recipient_id=status.recipient_id,
+        status=DeliveryStatus(status.status),
+        error_code=error.code,
+        error_title=error.title,
+    )
+
+
+def _parse_error(raw: Any) -> InboundEvent:
+    error = _Error.model_validate(raw)
+    return ProviderNotice(code=error.code, title=error.title or error.message or "untitled error")
+
+
+def _malformed(reason: str, fragment: Any) -> MalformedEvent:
+    text = orjson.dumps(fragment).decode()[:_FRAGMENT_MAX_CHARS]
+    return MalformedEvent(reason=reason, fragment=text)
+
+
+def _describe(part: str, exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    return part + "".join(f".{p}" for p in first["loc"]) + f": {first['msg']}"
+
+
+def _guard(part: str, raw: Any, parse_part: Callable[[Any], InboundEvent]) -> InboundEvent:
+    """Run `parse_part`, turning any shape error into a MalformedEvent naming the field."""
+    try:
+        return parse_part(raw)
+    except _MissingFieldError as exc:
+        return _malformed(f"{part}.{exc}: Field required", raw)
+    except ValidationError as exc:
+        return _malformed(_describe(part, exc), raw)
+
+
+def _parse_change(raw: Any) -> list[InboundEvent]:
+    try:
+        field = _Change.model_validate(raw).field
+        if field != "messages":
+            return [ProviderNotice(title=f"unsupported field {field}")]
+        value = _MessagesChange.model_validate(raw).value
+    except ValidationError as exc:
+        return [_malformed(_describe("change", exc), raw)]
+    return [
+        *(
+            _guard("message", m, partial(_parse_message, contacts=value.contacts))
+            for m in value.messages
+        ),
+        *(_guard("status", s, _parse_status) for s in value.statuses),
+        *(_guard("error", e, _parse_error) for e in value.errors),
+    ]
+
+
+def _load_envelope(body: bytes) -> _Envelope:
+    # `from None`: pydantic's message quotes the input, and bodies must not reach the logs.
+    try:
+        return _Envelope.model_validate(orjson.loads(body))
+    except orjson.JSONDecodeError:
+        raise InvalidPayloadError("body is not JSON") from None
+    except ValidationError:
+        raise InvalidPayloadError("not a whatsapp_business_account webhook") from None
+
+
+def _addressed_changes(envelope: _Envelope) -> Iterator[tuple[str, Any]]:
+    """(phone_number_id, raw change) pairs; parts naming no number belong to no channel."""
+    for raw_entry in envelope.entry:
+        try:
+            entry = _Entry.model_validate(raw_entry)
+        except ValidationError:
+            continue
+        for raw_change in entry.changes:
+            try:
+                addressed = _AddressedChange.model_validate(raw_change)
+            except ValidationError:
+                continue
+            yield addressed.value.metadata.phone_number_id, raw_change
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    return next((v for k, v in headers.items() if k.lower() == name), None)
+
+
+class WhatsAppAdapter:
+    """Inbound side of the WhatsApp Cloud API; one channel per business phone_number_id."""
+
+    channel_type = ChannelType.WHATSAPP
+
+    def verify(self, body: bytes, headers: Mapping[str, str], secrets: ChannelSecrets) -> None:
+        if not secrets.app_secret:
+            raise SignatureMismatchError("no app secret configured for this channel")
+        header = _header(headers, _SIGNATURE_HEADER)
+        if header is None:
+            raise SignatureMismatchError("missing X-Hub-Signature-256 header")
+        match = _SIGNATURE.fullmatch(header.strip())
+        if match is None:
+            raise SignatureMismatchError("malformed X-Hub-Signature-256 header")
+        expected = hmac.new(secrets.app_secret.encode(), body, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected, match.group(1).lower()):
+            raise SignatureMismatchError("X-Hub-Signature-256 does not match the body")
+
+    def address_ids(self, body: bytes) -> set[str]:
+        return {address for address, _ in _addressed_changes(_load_envelope(body))}
+
+    def dedupe_key(self, body: bytes) -> str:
+        # Meta redelivers the same bytes; per-message uniqueness is the database's job.
+        return "sha256:" + hashlib.sha256(body).hexdigest()
+
+    def parse(self, body: bytes, *, address_id: str) -> Sequence[InboundEvent]:
+        try:
+            envelope = _load_envelope(body)
+        except InvalidPayloadError as exc:
+            fragment = body[:_FRAGMENT_MAX_CHARS].decode("utf-8", "replace")
+            return [MalformedEvent(reason=str(exc), fragment=fragment)]
+        return [
+            event
+            for address, change in _addressed_changes(envelope)
+            if address == address_id
+            for event in _parse_change(change)
+        ]
+
+
+ADAPTER = WhatsAppAdapter()

@@ -1,0 +1,141 @@
+"""The web process: Starlette app factory whose lifespan is the composition root."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import dramatiq
+import redis.asyncio as aioredis
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from actors.broker import bind_actors, build_broker
+from actors.deps import default_adapters
+from actors.inbound import process_inbox
+from actors.middleware import RetryPolicy
+from adapters.base import ChannelAdapter
+from api import auth, read, webhooks
+from api.channels import ChannelDirectory, RejectionCounters
+from api.errors import ApiError, api_error_handler
+from api.ingest import GroupCommitter
+from config import Settings, load_settings
+from engine.db import create_async_db_engine
+from engine.events import ChannelType
+from engine.logs import configure_logging
+from engine.runtime import Runtime, resolve_runtime
+from engine.store.dead_letters import NewDeadLetter
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AppDeps:
+    """Everything request handlers use; built once in the lifespan."""
+
+    settings: Settings
+    db: AsyncEngine
+    redis: aioredis.Redis
+    adapters: Mapping[ChannelType, ChannelAdapter]
+    ingest: GroupCommitter
+    channels: ChannelDirectory
+    counters: RejectionCounters
+
+
+def _no_dead_letters_here(_: NewDeadLetter) -> None:
+    raise RuntimeError("the web process enqueues work; it never processes it")
+
+
+async def healthz(_: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+def create_app(
+    settings: Settings | None = None,
+    runtime: Runtime | None = None,
+    broker: dramatiq.Broker | None = None,
+) -> Starlette:
+    """Build the app. Without arguments, settings come from the environment (`flowdesk serve`).
+
+    Tests pass their runtime and broker so that web and worker share them in one process.
+    """
+    settings = settings or load_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        own_runtime = runtime is None
+        rt = runtime or await asyncio.to_thread(resolve_runtime, settings)
+        app_settings = settings.model_copy(update={"JWT_SECRET": rt.jwt_secret})
+        own_broker = broker is None
+        if broker is None:
+            app_broker = build_broker(
+                redis_url=rt.redis_url,
+                amqp_url=settings.AMQP_URL,
+                namespace=settings.QUEUE_PREFIX,
+                policy=RetryPolicy(),
+                recorder=_no_dead_letters_here,
+            )
+            bind_actors(app_broker, queue_prefix=settings.QUEUE_PREFIX if settings.AMQP_URL else None)
+        db = create_async_db_engine(rt.database_url, pool_size=settings.DB_POOL_SIZE)
+        redis = aioredis.from_url(rt.redis_url)
+
+        async def enqueue(ids: list[int]) -> None:
+            await asyncio.to_thread(process_inbox.send, ids)
+
+        ingest = GroupCommitter(
+            db,
+            enqueue,
+            max_batch=settings.INGEST_BATCH_MAX,
+            wait_ms=settings.INGEST_BATCH_WAIT_MS,
+        )
+        app.state.deps = AppDeps(
+            settings=app_settings,
+            db=db,
+            redis=redis,
+            adapters=default_adapters(),
+            ingest=ingest,
+            channels=ChannelDirectory(db),
+            counters=RejectionCounters(redis, prefix=settings.QUEUE_PREFIX),
+        )
+        try:
+            yield
+        finally:
+            await ingest.close()
+            await db.dispose()
+            await redis.aclose()
+            if own_broker:
+                app_broker.close()
+            if own_runtime:
+                rt.close()
+
+    return Starlette(
+        routes=[
+            Route("/healthz", healthz, methods=["GET"]),
+            *webhooks.routes,
+            *auth.routes,
+            *read.routes,
+        ],
+        lifespan=lifespan,
+        exception_handlers={ApiError: api_error_handler, ValidationError: _validation_handler},
+    )
+
+
+async def _validation_handler(request: Request, exc: Exception) -> Response:
+    from api.errors import invalid_request
+
+    assert isinstance(exc, ValidationError)
+    return await api_error_handler(request, invalid_request(exc, where="request"))
+
+
+def app_from_env() -> Starlette:
+    """Entry for `uvicorn --factory api.app:app_from_env`."""
+    settings = load_settings()
+    configure_logging(settings.LOG_LEVEL, settings.LOG_FORMAT)
+    return create_app(settings)

@@ -1,0 +1,56 @@
+"""A short-lived cache of channels for the webhook hot path, plus rejection counters."""
+
+from __future__ import annotations
+
+import time
+
+import redis.asyncio as aioredis
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from engine.db import async_system_tx
+from engine.store.channels import Channel, get_channel_async
+
+
+class ChannelDirectory:
+    """Channel by id, cached for `ttl_s` so a webhook burst does not re-read the same row.
+
+    A disabled or edited channel takes effect within ttl_s.
+    """
+
+    def __init__(self, db: AsyncEngine, *, ttl_s: float = 5.0) -> None:
+        self._db = db
+        self._ttl_s = ttl_s
+        self._cache: dict[int, tuple[float, Channel | None]] = {}
+
+    async def get(self, channel_id: int) -> Channel | None:
+        now = time.monotonic()
+        hit = self._cache.get(channel_id)
+        if hit is not None and now - hit[0] < self._ttl_s:
+            return hit[1]
+        async with async_system_tx(self._db) as conn:
+            channel = await get_channel_async(conn, channel_id)
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[channel_id] = (now, channel)
+        return channel
+
+
+class RejectionCounters:
+    """Counts of webhooks turned away, by channel type and reason, in one Redis hash.
+
+    Visible to operators from any process (`flowdesk ingest stats`); never carries payloads.
+    """
+
+    def __init__(self, redis: aioredis.Redis, *, prefix: str) -> None:
+        self._redis = redis
+        self.key = f"{prefix}:ingest:rejected"
+
+    async def incr(self, reason: str) -> None:
+        try:
+            await self._redis.hincrby(self.key, reason, 1)
+        except aioredis.RedisError:
+            pass  # a counter must never turn a rejection into a 500
+
+    async def snapshot(self) -> dict[str, int]:
+        raw = await self._redis.hgetall(self.key)
+        return {k.decode(): int(v) for k, v in raw.items()}

@@ -1,0 +1,423 @@
+"""`flowdesk`: the command line. A composition root like the web lifespan and the worker."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from config import ConfigError, Settings, load_settings
+from engine.errors import EngineError
+
+EXIT_BAD_INPUT = 2
+EXIT_FAILED = 1
+
+
+class CliError(Exception):
+    """A problem with what the user asked for; printed as one line, exit code 2."""
+
+
+class Output:
+    """Prints either for people or, with --json, one JSON document for machines."""
+
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+
+    def emit(self, data: object, human: str) -> None:
+        print(json.dumps(data, default=str, indent=2) if self.as_json else human)
+
+
+# argument types -------------------------------------------------------------------------
+
+_DURATION = re.compile(r"^(\d+)([smhd])$")
+
+
+def duration(value: str) -> timedelta:
+    match = _DURATION.match(value.strip())
+    if not match:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a duration like 30s, 15m, 2h or 7d")
+    n, unit = int(match[1]), match[2]
+    return timedelta(**{{"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[unit]: n})
+
+
+def positive_int(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a positive whole number")
+    return int(value)
+
+
+class WhatsAppChannelConfig(BaseModel):
+    """`channel create --type whatsapp --config` JSON."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    phone_number_id: str = Field(pattern=r"^\d{5,20}$")
+    access_token: str = Field(min_length=1)
+    app_secret: str = Field(min_length=8)
+    verify_token: str = Field(min_length=8)
+    api_base_url: str = Field(default="https://graph.facebook.com/v21.0", pattern=r"^https?://")
+
+
+# commands -------------------------------------------------------------------------------
+
+
+def cmd_db_init(args: argparse.Namespace, settings: Settings, out: Output) -> None:
+    from engine.db import apply_schema
+
+    runtime = _runtime(settings)
+    version = apply_schema(runtime.database_url)
+    out.emit({"schema_version": version}, f"schema applied (version {version})")
+
+
+def cmd_tenant_create(args: argparse.Namespace, settings: Settings, out: Output) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    from engine.db import system_tx
+    from engine.security import hash_password
+    from engine.store.tenants import insert_tenant, insert_user
+
+    if "@" not in args.admin_email or len(args.admin_email) > 200:
+        raise CliError("--admin-email: not an e-mail address")
+    if len(args.admin_password) < 8:
+        raise CliError("--admin-password: at least 8 characters")
+    if not 1 <= len(args.name) <= 200:
+        raise CliError("--name: 1 to 200 characters")
+    password_hash = hash_password(args.admin_password)
+    db = _db(settings)
+    try:
+        with system_tx(db) as conn:
+            tenant_id = insert_tenant(conn, name=args.name, time_zone=args.time_zone)
+            user_id = insert_user(
+                conn,
+                tenant_id=tenant_id,
+                name=args.admin_name or args.admin_email.split("@")[0],
+                email=args.admin_email,
+                password_hash=password_hash,
+                role="admin",
+            )
+    except IntegrityError:
+        raise CliError(f"--admin-email: {args.admin_email} is already a user") from None
+    out.emit(
+        {"tenant_id": tenant_id, "admin_user_id": user_id},
+        f"tenant {tenant_id} created; admin user {user_id} ({args.admin_email})",
+    )
+
+
+def cmd_channel_create(args: argparse.Namespace, settings: Settings, out: Output) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    from adapters.base import ChannelSecrets
+    from engine.db import system_tx
+    from engine.events import ChannelType
+    from engine.store.channels import insert_channel
+    from engine.store.tenants import tenant_exists
+
+    if args.type != "whatsapp":
+        raise CliError(f"--type: {args.type!r} is not available yet (whatsapp)")
+    try:
+        raw = json.loads(args.config)
+        config = WhatsAppChannelConfig.model_validate(raw)
+    except json.JSONDecodeError as exc:
+        raise CliError(f"--config: not JSON ({exc.msg} at column {exc.colno})") from None
+    except ValidationError as exc:
+        fields = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise CliError(f"--config: {fields}") from None
+    db = _db(settings)
+    try:
+        with system_tx(db) as conn:
+            if not tenant_exists(conn, args.tenant):
+                raise CliError(f"--tenant: no tenant {args.tenant}")
+            channel_id = insert_channel(
+                conn,
+                tenant_id=args.tenant,
+                type=ChannelType.WHATSAPP,
+                name=args.name,
+                external_id=config.phone_number_id,
+                config={"api_base_url": config.api_base_url},
+                secrets=ChannelSecrets(
+                    access_token=config.access_token,
+                    app_secret=config.app_secret,
+                    verify_token=config.verify_token,
+                ),
+            )
+    except IntegrityError:
+        raise CliError("a channel with this phone_number_id or name already exists") from None
+    url = f"{str(settings.BACKEND_URL).rstrip('/')}/webhooks/whatsapp/{channel_id}"
+    out.emit(
+        {"channel_id": channel_id, "webhook_url": url},
+        f"channel {channel_id} created\nwebhook URL: {url}",
+    )
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings, out: Output) -> None:
+    import uvicorn
+
+    uvicorn.run(
+        "api.app:app_from_env",
+        factory=True,
+        host=args.host,
+        port=args.port or settings.PORT,
+        log_level=settings.LOG_LEVEL.lower(),
+        access_log=False,
+    )
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings, out: Output) -> None:
+    processes = str(args.processes or settings.WORKER_PROCESSES)
+    threads = str(args.threads or settings.WORKER_THREADS)
+    argv = [sys.executable, "-m", "dramatiq", "actors.worker_entry", "-p", processes, "-t", threads]
+    os.execvp(argv[0], argv)  # noqa: S606 - replaces this process with the dramatiq supervisor
+
+
+def cmd_scheduler(args: argparse.Namespace, settings: Settings, out: Output) -> None:
+    from actors.scheduler import Scheduler
+    from actors.wiring import build_worker_deps
+
+    deps = build_worker_deps(settings, _runtime(settings))
+    scheduler = Scheduler(deps)
+    signal.signal(signal.SIGTERM, lambda *_: scheduler.stop())
+    signal.signal(signal.SIGINT, lambda *_: scheduler.stop())
+    scheduler.run()
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings, out: Output) -> None:
+    from honcho.environ import parse_procfile
+    from honcho.manager import Manager
+
+    runtime = _runtime(settings)  # start embedded services once; children find them
+    procfile = parse_procfile(Path(args.procfile).read_text())
+    manager = Manager()
+    env = dict(os.environ)
+    for name, process in procfile.processes.items():
+        manager.add_process(name, process, env=env)
+    try:
+        manager.loop()
+    finally:
+        runtime.close()
+    if manager.returncode:
+        raise SystemExit(manager.returncode)
+
+
+def cmd_dlq(args: argparse.Namespace, settings: Settings, out: Output) -> None:
+    from engine.db import system_tx
+    from engine.store import dead_letters as store
+
+    db = _db(settings)
+    selector = store.DeadLetterFilter(
+        ids=tuple(getattr(args, "id", None) or ()),
+        actor=args.actor,
+        error_class=args.error_class,
+        tenant_id=args.tenant,
+        older_than=args.older_than,
+        newer_than=args.newer_than,
+        include_requeued=getattr(args, "include_requeued", False),
+    )
+    if args.dlq_command == "list":
+        with system_tx(db) as conn:
+            rows = store.list_dead_letters(conn, selector, limit=args.limit)
+        lines = [
+            f"{d.id:>6}  {d.created_at:%Y-%m-%d %H:%M:%S}  {d.actor:<18} {d.error_class:<24} "
+            f"x{d.attempts}  {d.error_message[:60]}"
+            for d in rows
+        ]
+        out.emit([_dl_json(d) for d in rows], "\n".join(lines) or "no dead letters")
+    elif args.dlq_command == "show":
+        with system_tx(db) as conn:
+            d = store.get_dead_letter(conn, args.dead_letter_id)
+        if d is None:
+            raise CliError(f"no dead letter {args.dead_letter_id}")
+        data = _dl_json(d) | {"payload": json.loads(d.payload_json), "traceback": d.traceback}
+        human = "\n".join(f"{k}: {v}" for k, v in data.items())
+        out.emit(data, human)
+    else:
+        _require_selector(args, selector)
+        if args.dlq_command == "requeue":
+            from actors.dead_letters import requeue
+
+            done = requeue(db, _broker(settings), selector)
+            out.emit({"requeued": [d.id for d in done]}, f"requeued {len(done)} dead letter(s)")
+        else:
+            with system_tx(db) as conn:
+                count = store.purge_dead_letters(conn, selector)
+            out.emit({"purged": count}, f"purged {count} dead letter(s)")
+
+
+def _require_selector(args: argparse.Namespace, f: Any) -> None:
+    if not (
+        args.all or f.ids or f.actor or f.error_class or f.tenant_id or f.older_than or f.newer_than
+    ):
+        raise CliError("say which dead letters: --id, a filter, or --all")
+
+
+def _dl_json(d: Any) -> dict[str, object]:
+    return {
+        "id": d.id,
+        "tenant_id": d.tenant_id,
+        "actor": d.actor,
+        "queue": d.queue,
+        "error_class": d.error_class,
+        "error_message": d.error_message,
+        "attempts": d.attempts,
+        "created_at": d.created_at,
+        "requeued_at": d.requeued_at,
+        "requeue_count": d.requeue_count,
+    }
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings, out: Output) -> None:
+    from api.demo import run_demo
+
+    run_demo(settings, out_json=out.as_json, contacts=args.contacts)
+
+
+# plumbing -------------------------------------------------------------------------------
+
+
+def _runtime(settings: Settings) -> Any:
+    from engine.runtime import resolve_runtime
+
+    return resolve_runtime(settings)
+
+
+def _db(settings: Settings) -> Any:
+    from engine.db import create_db_engine, schema_version
+
+    db = create_db_engine(_runtime(settings).database_url, pool_size=2)
+    if schema_version(db) is None:
+        raise CliError("the database has no schema yet: run `flowdesk db init` first")
+    return db
+
+
+def _broker(settings: Settings) -> Any:
+    from actors.broker import bind_actors, build_broker
+    from actors.middleware import RetryPolicy
+    from actors.wiring import build_worker_deps  # noqa: F401 - declares every actor
+
+    runtime = _runtime(settings)
+
+    def refuse(_: object) -> None:
+        raise RuntimeError("the command line does not process messages")
+
+    broker = build_broker(
+        redis_url=runtime.redis_url,
+        amqp_url=settings.AMQP_URL,
+        namespace=settings.QUEUE_PREFIX,
+        policy=RetryPolicy(),
+        recorder=refuse,
+    )
+    bind_actors(broker, queue_prefix=settings.QUEUE_PREFIX if settings.AMQP_URL else None)
+    return broker
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="flowdesk", description=__doc__)
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, fn: Callable[..., None], help: str, into: Any = sub) -> Any:
+        p = into.add_parser(name, help=help)
+        p.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
+        p.set_defaults(fn=fn)
+        return p
+
+    db = sub.add_parser("db", help="database schema").add_subparsers(
+        dest="db_command", required=True
+    )
+    add("init", cmd_db_init, "apply schema.sql (idempotent)", db)
+
+    tenant = sub.add_parser("tenant", help="tenants").add_subparsers(dest="t", required=True)
+    p = add("create", cmd_tenant_create, "create a tenant and its admin user", tenant)
+    p.add_argument("--name", required=True)
+    p.add_argument("--admin-email", required=True)
+    p.add_argument("--admin-password", required=True)
+    p.add_argument("--admin-name")
+    p.add_argument("--time-zone", default="UTC")
+
+    channel = sub.add_parser("channel", help="channels").add_subparsers(dest="c", required=True)
+    p = add("create", cmd_channel_create, "connect a provider channel", channel)
+    p.add_argument("--tenant", type=positive_int, required=True)
+    p.add_argument(
+        "--type",
+        required=True,
+        choices=["whatsapp", "messenger", "instagram", "telegram", "sms", "email"],
+    )
+    p.add_argument("--name", required=True)
+    p.add_argument("--config", required=True, help="JSON object of the channel's settings")
+
+    p = add("serve", cmd_serve, "run the web process")
+    p.add_argument("--host", default="0.0.0.0")  # noqa: S104 - a server listens for providers
+    p.add_argument("--port", type=positive_int)
+    p = add("worker", cmd_worker, "run pipeline workers")
+    p.add_argument("--processes", type=positive_int)
+    p.add_argument("--threads", type=positive_int)
+    add("scheduler", cmd_scheduler, "run the scheduler (one leader)")
+    p = add("run", cmd_run, "run web, worker and scheduler from the Procfile")
+    p.add_argument("--procfile", default="Procfile")
+    p = add("demo", cmd_demo, "drive signed sample traffic through a running engine")
+    p.add_argument("--contacts", type=positive_int, default=6)
+
+    dlq = sub.add_parser("dlq", help="dead letters").add_subparsers(
+        dest="dlq_command", required=True
+    )
+    for name, help in (
+        ("list", "list dead letters"),
+        ("requeue", "requeue dead letters"),
+        ("purge", "delete dead letters"),
+    ):
+        p = add(name, cmd_dlq, help, dlq)
+        p.add_argument("--actor")
+        p.add_argument("--error-class")
+        p.add_argument("--tenant", type=positive_int)
+        p.add_argument("--older-than", type=duration)
+        p.add_argument("--newer-than", type=duration)
+        if name == "list":
+            p.add_argument("--limit", type=positive_int, default=50)
+            p.add_argument("--include-requeued", action="store_true")
+        else:
+            p.add_argument("--id", type=positive_int, action="append")
+            p.add_argument("--all", action="store_true")
+    p = add("show", cmd_dlq, "show one dead letter", dlq)
+    p.add_argument("dead_letter_id", type=positive_int)
+    for q in ("actor", "error_class", "tenant", "older_than", "newer_than"):
+        p.set_defaults(**{q: None})
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    out = Output(bool(getattr(args, "json", False)))
+    try:
+        settings = load_settings()
+        from engine.logs import configure_logging
+
+        configure_logging(
+            settings.LOG_LEVEL if args.command in ("serve", "scheduler", "run") else "WARNING",
+            settings.LOG_FORMAT,
+        )
+        args.fn(args, settings, out)
+    except (CliError, ConfigError) as exc:
+        _fail(out, str(exc), EXIT_BAD_INPUT)
+    except EngineError as exc:
+        _fail(out, f"{type(exc).__name__}: {exc}", EXIT_FAILED)
+
+
+def _fail(out: Output, message: str, code: int) -> None:
+    if out.as_json:
+        print(json.dumps({"error": message}), file=sys.stderr)
+    else:
+        print(f"flowdesk: error: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,155 @@
+"""Typed settings read from environment variables and validated once at start-up."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+from urllib.parse import quote
+
+from pydantic import AnyHttpUrl, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+
+class ConfigError(Exception):
+    """A configuration value is missing or invalid; the message names the variable."""
+
+
+class Settings(BaseSettings):
+    """Every knob of the engine. Names follow the seed deployment's variables (DESIGN §8)."""
+
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=True, frozen=True)
+
+    PORT: int = Field(default=8080, ge=1, le=65535)
+    BACKEND_URL: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:8080")
+    FRONTEND_URL: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:3000")
+
+    DATABASE_URL: str | None = None
+    DB_HOST: str | None = None
+    DB_PORT: int = Field(default=5432, ge=1, le=65535)
+    DB_USER: str = "postgres"
+    DB_PASS: str = ""
+    DB_NAME: str = "flowdesk"
+    DB_POOL_SIZE: int = Field(default=10, ge=1, le=200)
+
+    REDIS_URI: str | None = None
+    REDIS_PORT: int = Field(default=6379, ge=1, le=65535)
+    REDIS_PASSWORD: str | None = None
+
+    AMQP_URL: str | None = None
+    QUEUE_PREFIX: str = Field(default="flowdesk", pattern=r"^[A-Za-z0-9_.-]{1,40}$")
+
+    JWT_SECRET: str = Field(default="", min_length=0)
+    JWT_ACCESS_TTL_S: int = Field(default=900, ge=30, le=86_400)
+
+    FLOWDESK_DATA_DIR: Path = Path(".flowdesk")
+    LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    LOG_FORMAT: Literal["json", "console"] = "json"
+
+    WORKER_PROCESSES: int = Field(default=1, ge=1, le=64)
+    WORKER_THREADS: int = Field(default=4, ge=1, le=256)
+    MAX_RETRIES: int = Field(default=8, ge=0, le=100)
+    MIN_BACKOFF_MS: int = Field(default=500, ge=10, le=3_600_000)
+    MAX_BACKOFF_MS: int = Field(default=300_000, ge=100, le=86_400_000)
+
+    INGEST_BATCH_MAX: int = Field(default=200, ge=1, le=5_000)
+    INGEST_BATCH_WAIT_MS: int = Field(default=5, ge=0, le=1_000)
+    INGEST_MAX_BODY_BYTES: int = Field(default=1_048_576, ge=1_024, le=50_000_000)
+    PIPELINE_BATCH_MAX: int = Field(default=200, ge=1, le=5_000)
+    INBOX_SWEEP_AFTER_S: int = Field(default=120, ge=5, le=86_400)
+    INBOX_SWEEP_EVERY_S: int = Field(default=30, ge=1, le=3_600)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # load_settings() hands over the environment explicitly, so tests can pass their own.
+        return (init_settings,)
+
+    @field_validator("DATABASE_URL")
+    @classmethod
+    def _check_database_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
+            raise ValueError("must start with postgresql://")
+        return value
+
+    @field_validator("REDIS_URI")
+    @classmethod
+    def _check_redis_uri(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("AMQP_URL")
+    @classmethod
+    def _check_amqp_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith(("amqp://", "amqps://")):
+            raise ValueError("must start with amqp:// or amqps://")
+        return value
+
+    @property
+    def database_configured(self) -> bool:
+        """True when an external PostgreSQL is configured; False selects the embedded one."""
+        return self.DATABASE_URL is not None or self.DB_HOST is not None
+
+    @property
+    def redis_configured(self) -> bool:
+        """True when an external Redis is configured; False selects the embedded one."""
+        return self.REDIS_URI is not None
+
+    def database_url(self) -> str:
+        """SQLAlchemy URL (psycopg 3 driver) of the configured database."""
+        if self.DATABASE_URL:
+            rest = self.DATABASE_URL.split("://", 1)[1]
+            return f"postgresql+psycopg://{rest}"
+        if self.DB_HOST is None:
+            raise ConfigError("DB_HOST: no database configured (set DATABASE_URL or DB_HOST)")
+        auth = quote(self.DB_USER, safe="")
+        if self.DB_PASS:
+            auth += ":" + quote(self.DB_PASS, safe="")
+        return f"postgresql+psycopg://{auth}@{self.DB_HOST}:{self.DB_PORT}/{self.DB_NAME}"
+
+    def redis_url(self) -> str:
+        """Redis URL of the configured server, with REDIS_PASSWORD applied when given."""
+        if self.REDIS_URI is None:
+            raise ConfigError("REDIS_URI: no Redis configured")
+        url = self.REDIS_URI
+        if self.REDIS_PASSWORD and "@" not in url and url.startswith("redis"):
+            scheme, rest = url.split("://", 1)
+            url = f"{scheme}://:{quote(self.REDIS_PASSWORD, safe='')}@{rest}"
+        return url
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate settings; raise ConfigError with one line per bad variable."""
+    env = dict(os.environ if environ is None else environ)
+    known = {k: v for k, v in env.items() if k in Settings.model_fields}
+    try:
+        return Settings.model_validate(known)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            name = ".".join(str(p) for p in err["loc"]) or "settings"
+            lines.append(f"{name}: {err['msg']} (got {_shown(name, known.get(name))})")
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
+
+
+def _shown(name: str, value: str | None) -> str:
+    """Echo a bad value back, except for anything that may be a secret."""
+    if value is None:
+        return "nothing"
+    if any(word in name for word in ("PASS", "SECRET", "TOKEN", "KEY", "URL", "URI")):
+        return f"a value of {len(value)} characters"
+    return repr(value[:60])

@@ -1,0 +1,1 @@
+"""Engine core: domain models, errors and data access shared by every process."""

@@ -1,0 +1,258 @@
+"""Contacts, tickets and messages as the inbound pipeline writes them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import Connection, text
+
+from engine.events import Frozen
+
+_LOCK_CONTACTS = text(
+    "SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k ORDER BY k"
+)
+
+
+def lock_contact_keys(conn: Connection, keys: Sequence[int]) -> None:
+    """Serialise work per contact for this transaction; sorted order rules out deadlocks."""
+    if keys:
+        conn.execute(_LOCK_CONTACTS, {"keys": sorted(set(keys))})
+
+
+class ContactRef(Frozen):
+    id: int
+    created: bool
+
+
+def upsert_contact(
+    conn: Connection,
+    *,
+    tenant_id: int,
+    channel_type: str,
+    identity_key: str,
+    external_id: str,
+    name: str | None,
+    phone: str | None,
+) -> ContactRef:
+    """Find the contact behind a channel identity, creating contact and identity if new.
+
+    Idempotent; callers hold the contact's advisory lock, so no concurrent creator exists.
+    A known phone number links a new channel identity to the existing contact.
+    """
+    row = conn.execute(
+        text(
+            "SELECT ci.contact_id, ci.external_id, c.name FROM contact_identities ci "
+            "JOIN contacts c ON c.id = ci.contact_id "
+            "WHERE ci.tenant_id = :t AND ci.channel_type = :ct AND ci.identity_key = :k"
+        ),
+        {"t": tenant_id, "ct": channel_type, "k": identity_key},
+    ).first()
+    if row is not None:
+        contact_id, known_external, known_name = row
+        if name and name != known_name:
+            conn.execute(
+                text("UPDATE contacts SET name = :n, updated_at = now() WHERE id = :id"),
+                {"n": name, "id": contact_id},
+            )
+        if external_id != known_external:
+            conn.execute(
+                text(
+                    "UPDATE contact_identities SET external_id = :e, updated_at = now() "
+                    "WHERE tenant_id = :t AND channel_type = :ct AND identity_key = :k"
+                ),
+                {"e": external_id, "t": tenant_id, "ct": channel_type, "k": identity_key},
+            )
+        return ContactRef(id=contact_id, created=False)
+
+    created = conn.execute(
+        text(
+            """
+            WITH ins AS (
+                INSERT INTO contacts (tenant_id, name, phone) VALUES (:t, :n, :p)
+                ON CONFLICT (tenant_id, phone) WHERE phone IS NOT NULL DO NOTHING
+                RETURNING id, true AS created)
+            SELECT id, created FROM ins
+            UNION ALL
+            SELECT id, false FROM contacts WHERE tenant_id = :t AND phone = :p
+            LIMIT 1
+            """
+        ),
+        {"t": tenant_id, "n": name, "p": phone},
+    ).one()
+    conn.execute(
+        text(
+            "INSERT INTO contact_identities (tenant_id, contact_id, channel_type, identity_key, "
+            "external_id) VALUES (:t, :c, :ct, :k, :e) ON CONFLICT DO NOTHING"
+        ),
+        {"t": tenant_id, "c": created[0], "ct": channel_type, "k": identity_key, "e": external_id},
+    )
+    return ContactRef(id=created[0], created=bool(created[1]))
+
+
+class TicketRef(Frozen):
+    id: int
+    created: bool
+    protocol: str
+
+
+def find_or_create_ticket(
+    conn: Connection, *, tenant_id: int, channel_id: int, contact_id: int, is_group: bool = False
+) -> TicketRef:
+    """The contact's live ticket on this channel, or a new pending one.
+
+    INSERT … ON CONFLICT against the one-live-ticket index: two workers racing for the same
+    contact get the same ticket, never two.
+    """
+    row = conn.execute(
+        text(
+            """
+            INSERT INTO tickets (tenant_id, channel_id, contact_id, status, protocol, is_group)
+            VALUES (:t, :ch, :c, 'pending',
+                    to_char(now() AT TIME ZONE 'UTC', 'YYYYMMDD')
+                      || lpad(nextval('ticket_protocol_seq')::text, 8, '0'),
+                    :g)
+            ON CONFLICT (tenant_id, channel_id, contact_id) WHERE status IN ('pending', 'open')
+            DO NOTHING
+            RETURNING id, protocol
+            """
+        ),
+        {"t": tenant_id, "ch": channel_id, "c": contact_id, "g": is_group},
+    ).first()
+    if row is not None:
+        return TicketRef(id=row[0], created=True, protocol=row[1])
+    found = conn.execute(
+        text(
+            "SELECT id, protocol FROM tickets WHERE tenant_id = :t AND channel_id = :ch "
+            "AND contact_id = :c AND status IN ('pending', 'open')"
+        ),
+        {"t": tenant_id, "ch": channel_id, "c": contact_id},
+    ).one()
+    return TicketRef(id=found[0], created=False, protocol=found[1])
+
+
+class NewInboundMessage(Frozen):
+    """An inbound message row about to be written."""
+
+    tenant_id: int
+    ticket_id: int
+    contact_id: int
+    channel_id: int
+    type: str
+    body: str | None
+    media_json: str
+    location_json: str | None
+    shared_contacts_json: str | None
+    referral_json: str | None
+    reply_id: str | None
+    quoted_provider_message_id: str | None
+    provider_message_id: str
+    provider_timestamp: datetime
+    error_code: int | None
+    error_message: str | None
+
+
+def insert_inbound_message(conn: Connection, msg: NewInboundMessage) -> int | None:
+    """Insert the message once; None when this provider message was stored before."""
+    row = conn.execute(
+        text(
+            """
+            INSERT INTO messages (tenant_id, ticket_id, contact_id, channel_id, direction, type,
+                body, media, location, shared_contacts, referral, reply_id, quoted_message_id,
+                quoted_provider_message_id, provider_message_id, provider_timestamp, status,
+                status_at, error_code, error_message)
+            VALUES (:tenant_id, :ticket_id, :contact_id, :channel_id, 'in', :type, :body,
+                CAST(:media_json AS jsonb), CAST(:location_json AS jsonb),
+                CAST(:shared_contacts_json AS jsonb), CAST(:referral_json AS jsonb), :reply_id,
+                (SELECT id FROM messages WHERE channel_id = :channel_id
+                   AND provider_message_id = :quoted_provider_message_id),
+                :quoted_provider_message_id, :provider_message_id, :provider_timestamp,
+                'received', :provider_timestamp, :error_code, :error_message)
+            ON CONFLICT (channel_id, provider_message_id) WHERE provider_message_id IS NOT NULL
+            DO NOTHING
+            RETURNING id
+            """
+        ),
+        msg.model_dump(),
+    ).first()
+    return None if row is None else int(row[0])
+
+
+def mark_ticket_inbound(conn: Connection, *, ticket_id: int, at: datetime) -> None:
+    """Count an unread inbound message and move the ticket's clocks forward (never back)."""
+    conn.execute(
+        text(
+            """
+            UPDATE tickets SET unread_count = unread_count + 1, answered = false,
+                last_message_at = greatest(last_message_at, :at),
+                last_inbound_at = greatest(last_inbound_at, :at), updated_at = now()
+            WHERE id = :id
+            """
+        ),
+        {"id": ticket_id, "at": at},
+    )
+
+
+def insert_ticket_event(
+    conn: Connection, *, tenant_id: int, ticket_id: int, type: str, data: dict[str, object]
+) -> None:
+    """Append to the ticket's audit trail."""
+    conn.execute(
+        text(
+            "INSERT INTO ticket_events (tenant_id, ticket_id, type, data) "
+            "VALUES (:t, :id, :type, CAST(:data AS jsonb))"
+        ),
+        {"t": tenant_id, "id": ticket_id, "type": type, "data": json.dumps(data)},
+    )
+
+
+def get_message_by_provider_id(
+    conn: Connection, *, channel_id: int, provider_message_id: str
+) -> tuple[int, int] | None:
+    """(message id, ticket id) of a stored message, by the provider's id."""
+    row = conn.execute(
+        text(
+            "SELECT id, ticket_id FROM messages WHERE channel_id = :c AND provider_message_id = :p"
+        ),
+        {"c": channel_id, "p": provider_message_id},
+    ).first()
+    return None if row is None else (int(row[0]), int(row[1]))
+
+
+def upsert_reaction(
+    conn: Connection,
+    *,
+    tenant_id: int,
+    message_id: int,
+    contact_id: int,
+    emoji: str | None,
+    at: datetime,
+) -> bool:
+    """Set or remove a contact's reaction; a reaction older than the stored one changes nothing.
+
+    Returns whether anything changed.
+    """
+    if emoji is None:
+        result = conn.execute(
+            text(
+                "DELETE FROM message_reactions WHERE message_id = :m AND contact_id = :c "
+                "AND provider_timestamp <= :at"
+            ),
+            {"m": message_id, "c": contact_id, "at": at},
+        )
+        return result.rowcount > 0
+    result = conn.execute(
+        text(
+            """
+            INSERT INTO message_reactions (tenant_id, message_id, contact_id, emoji,
+                                           provider_timestamp)
+            VALUES (:t, :m, :c, :e, :at)
+            ON CONFLICT (message_id, contact_id) DO UPDATE
+              SET emoji = EXCLUDED.emoji, provider_timestamp = EXCLUDED.provider_timestamp
+              WHERE message_reactions.provider_timestamp <= EXCLUDED.provider_timestamp
+            """
+        ),
+        {"t": tenant_id, "m": message_id, "c": contact_id, "e": emoji, "at": at},
+    )
+    return result.rowcount > 0

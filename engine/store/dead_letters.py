@@ -1,0 +1,158 @@
+"""Dead letters: work that failed for good, kept whole so an operator can inspect and requeue."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection, text
+
+from engine.events import Frozen
+
+
+class NewDeadLetter(Frozen):
+    tenant_id: int | None
+    actor: str
+    queue: str
+    message_id: str | None
+    payload_json: str
+    error_class: str
+    error_message: str
+    traceback: str | None
+    attempts: int
+
+
+class DeadLetter(Frozen):
+    id: int
+    tenant_id: int | None
+    actor: str
+    queue: str
+    message_id: str | None
+    payload_json: str
+    error_class: str
+    error_message: str
+    traceback: str | None
+    attempts: int
+    created_at: datetime
+    requeued_at: datetime | None
+    requeue_count: int
+
+
+class DeadLetterFilter(Frozen):
+    """Which dead letters an operator means. Empty matches every live (not requeued) one."""
+
+    ids: tuple[int, ...] = ()
+    actor: str | None = None
+    error_class: str | None = None
+    tenant_id: int | None = None
+    older_than: timedelta | None = None
+    newer_than: timedelta | None = None
+    include_requeued: bool = False
+
+
+_COLUMNS = (
+    "id, tenant_id, actor, queue, message_id, payload::text, error_class, error_message, "
+    "traceback, attempts, created_at, requeued_at, requeue_count"
+)
+
+
+def _where(f: DeadLetterFilter) -> tuple[str, dict[str, object]]:
+    clauses = ["true"]
+    params: dict[str, object] = {}
+    if f.ids:
+        clauses.append("id = ANY(:ids)")
+        params["ids"] = list(f.ids)
+    if f.actor:
+        clauses.append("actor = :actor")
+        params["actor"] = f.actor
+    if f.error_class:
+        clauses.append("error_class = :error_class")
+        params["error_class"] = f.error_class
+    if f.tenant_id is not None:
+        clauses.append("tenant_id = :tenant_id")
+        params["tenant_id"] = f.tenant_id
+    if f.older_than is not None:
+        clauses.append("created_at < now() - :older_than")
+        params["older_than"] = f.older_than
+    if f.newer_than is not None:
+        clauses.append("created_at >= now() - :newer_than")
+        params["newer_than"] = f.newer_than
+    if not f.include_requeued:
+        clauses.append("requeued_at IS NULL")
+    return " AND ".join(clauses), params
+
+
+def _row(r: Sequence[object]) -> DeadLetter:
+    keys = DeadLetter.model_fields.keys()
+    return DeadLetter.model_validate(dict(zip(keys, r, strict=True)))
+
+
+def insert_dead_letter(conn: Connection, dl: NewDeadLetter) -> int:
+    return int(
+        conn.execute(
+            text(
+                """
+                INSERT INTO dead_letters (tenant_id, actor, queue, message_id, payload,
+                    error_class, error_message, traceback, attempts)
+                VALUES (:tenant_id, :actor, :queue, :message_id, CAST(:payload_json AS jsonb),
+                    :error_class, :error_message, :traceback, :attempts)
+                RETURNING id
+                """
+            ),
+            dl.model_dump(),
+        ).scalar_one()
+    )
+
+
+def list_dead_letters(
+    conn: Connection, f: DeadLetterFilter, *, limit: int = 100
+) -> list[DeadLetter]:
+    where, params = _where(f)
+    rows = conn.execute(
+        text(f"SELECT {_COLUMNS} FROM dead_letters WHERE {where} ORDER BY id DESC LIMIT :limit"),  # noqa: S608
+        {**params, "limit": limit},
+    ).all()
+    return [_row(r) for r in rows]
+
+
+def get_dead_letter(conn: Connection, dead_letter_id: int) -> DeadLetter | None:
+    row = conn.execute(
+        text(f"SELECT {_COLUMNS} FROM dead_letters WHERE id = :id"),  # noqa: S608
+        {"id": dead_letter_id},
+    ).first()
+    return None if row is None else _row(row)
+
+
+def claim_for_requeue(conn: Connection, f: DeadLetterFilter, *, limit: int) -> list[DeadLetter]:
+    """Mark matching live dead letters requeued and return them, locked, in one statement.
+
+    The caller enqueues them before committing: a crash in between rolls the mark back, so a
+    requeue is never lost (at worst a message is enqueued twice, which stages tolerate).
+    """
+    where, params = _where(f.model_copy(update={"include_requeued": False}))
+    rows = conn.execute(
+        text(
+            f"""
+            UPDATE dead_letters SET requeued_at = now(), requeue_count = requeue_count + 1
+            WHERE id IN (SELECT id FROM dead_letters WHERE {where}
+                         ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED)
+            RETURNING {_COLUMNS}
+            """  # noqa: S608 - clauses are constants, values are bound
+        ),
+        {**params, "limit": limit},
+    ).all()
+    return sorted((_row(r) for r in rows), key=lambda d: d.id)
+
+
+def purge_dead_letters(conn: Connection, f: DeadLetterFilter) -> int:
+    where, params = _where(f.model_copy(update={"include_requeued": True}) if f.ids else f)
+    result = conn.execute(text(f"DELETE FROM dead_letters WHERE {where}"), params)  # noqa: S608
+    return int(result.rowcount)
+
+
+def payload_of(dl: DeadLetter) -> dict[str, object]:
+    """The stored broker message as a dict (the shape dramatiq's Message.asdict() gives)."""
+    value = json.loads(dl.payload_json)
+    assert isinstance(value, dict)
+    return value

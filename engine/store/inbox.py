@@ -1,0 +1,149 @@
+"""The inbox: raw webhooks committed before the provider is answered, claimed by workers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import Connection, text
+
+from engine.events import ChannelType, Frozen
+
+
+class InboxWrite(Frozen):
+    """One raw webhook body bound for one channel."""
+
+    tenant_id: int
+    channel_id: int
+    dedupe_key: str
+    body: bytes
+    content_type: str = "application/json"
+
+
+class InboxRow(Frozen):
+    """A claimed inbox row with what the pipeline needs to parse it."""
+
+    id: int
+    tenant_id: int
+    channel_id: int
+    channel_type: ChannelType
+    address_id: str
+    body: bytes
+    received_at: datetime
+    attempts: int
+
+
+INSERT_INBOX_SQL = text(
+    """
+    INSERT INTO inbox (tenant_id, channel_id, dedupe_key, body, content_type, enqueued_at)
+    SELECT * FROM unnest(CAST(:tenant_ids AS bigint[]), CAST(:channel_ids AS bigint[]),
+                         CAST(:keys AS text[]), CAST(:bodies AS bytea[]),
+                         CAST(:types AS text[]), CAST(:enqueued AS timestamptz[]))
+    ON CONFLICT (channel_id, dedupe_key) DO NOTHING
+    RETURNING id, channel_id, dedupe_key
+    """
+)
+
+
+def insert_inbox_params(writes: Sequence[InboxWrite], now: datetime) -> dict[str, object]:
+    """Bind parameters for INSERT_INBOX_SQL (one statement for a whole group commit)."""
+    return {
+        "tenant_ids": [w.tenant_id for w in writes],
+        "channel_ids": [w.channel_id for w in writes],
+        "keys": [w.dedupe_key for w in writes],
+        "bodies": [w.body for w in writes],
+        "types": [w.content_type for w in writes],
+        "enqueued": [now] * len(writes),
+    }
+
+
+def claim_inbox(
+    conn: Connection, inbox_ids: Sequence[int], *, reparse: bool = False
+) -> list[InboxRow]:
+    """Lock the still-unprocessed rows among `inbox_ids` for this transaction.
+
+    Rows another worker holds are skipped (it will finish them, or the sweeper will re-offer
+    them); rows already processed are skipped, which makes redelivered batches no-ops.
+    `reparse` (an operator's requeue) also re-offers rows that were partly malformed.
+    Needs system scope: a batch may span tenants.
+    """
+    statuses = ["pending", "dead", "partial"] if reparse else ["pending", "dead"]
+    rows = conn.execute(
+        text(
+            """
+            SELECT i.id, i.tenant_id, i.channel_id, c.type, c.external_id, i.body,
+                   i.received_at, i.attempts
+            FROM inbox i JOIN channels c ON c.id = i.channel_id
+            WHERE i.id = ANY(:ids) AND i.status = ANY(:statuses)
+            ORDER BY i.id
+            FOR UPDATE OF i SKIP LOCKED
+            """
+        ),
+        {"ids": list(inbox_ids), "statuses": statuses},
+    ).all()
+    return [
+        InboxRow(
+            id=r[0],
+            tenant_id=r[1],
+            channel_id=r[2],
+            channel_type=ChannelType(r[3]),
+            address_id=r[4],
+            body=bytes(r[5]),
+            received_at=r[6],
+            attempts=r[7],
+        )
+        for r in rows
+    ]
+
+
+def mark_inbox_done(conn: Connection, inbox_id: int, *, status: str, note: str | None) -> None:
+    """Record the outcome of one inbox row (processed / partial / ignored / dead)."""
+    conn.execute(
+        text(
+            "UPDATE inbox SET status = :status, note = :note, processed_at = now(), "
+            "attempts = attempts + 1 WHERE id = :id"
+        ),
+        {"id": inbox_id, "status": status, "note": note},
+    )
+
+
+def mark_inbox_dead(conn: Connection, inbox_ids: Sequence[int], *, note: str) -> None:
+    """Park rows whose processing cannot succeed; a dead-letter requeue revives them."""
+    conn.execute(
+        text(
+            "UPDATE inbox SET status = 'dead', note = :note, attempts = attempts + 1 "
+            "WHERE id = ANY(:ids) AND status = 'pending'"
+        ),
+        {"ids": list(inbox_ids), "note": note[:500]},
+    )
+
+
+def get_stale_inbox_ids(conn: Connection, *, older_than_s: int, limit: int) -> list[int]:
+    """Pending rows nobody finished within the deadline (lost broker message, crashed worker).
+
+    Marks them re-offered now so that the next sweep waits another deadline. System scope.
+    """
+    rows = conn.execute(
+        text(
+            """
+            UPDATE inbox SET enqueued_at = now()
+            WHERE id IN (
+                SELECT id FROM inbox
+                WHERE status = 'pending'
+                  AND coalesce(enqueued_at, received_at) < now() - make_interval(secs => :age)
+                ORDER BY received_at
+                LIMIT :limit
+                FOR UPDATE SKIP LOCKED)
+            RETURNING id
+            """
+        ),
+        {"age": older_than_s, "limit": limit},
+    ).all()
+    return sorted(r[0] for r in rows)
+
+
+def count_pending_inbox(conn: Connection) -> int:
+    """How many inbox rows wait for processing (system scope)."""
+    return int(
+        conn.execute(text("SELECT count(*) FROM inbox WHERE status = 'pending'")).scalar_one()
+    )

@@ -1,0 +1,72 @@
+"""Delivery statuses of outbound messages, applied so that they only ever move forward."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Connection, text
+
+# pending < sent < delivered < read; failed ends an attempt but cannot undo a read.
+_RANK_SQL = "array_position(ARRAY['pending','sent','delivered','read','failed'], {col})"
+
+
+def apply_status(
+    conn: Connection,
+    *,
+    tenant_id: int,
+    channel_id: int,
+    provider_message_id: str,
+    status: str,
+    at: datetime,
+    error_code: int | None,
+    error_message: str | None,
+) -> int | None:
+    """Record a status event and advance the message if the status is newer.
+
+    Idempotent: the event row is unique per (channel, provider id, status). A status for a
+    message we have not stored yet is kept and applied when the send is acknowledged.
+    Returns the message id when the message's status changed.
+    """
+    conn.execute(
+        text(
+            """
+            INSERT INTO message_status_events (tenant_id, channel_id, provider_message_id,
+                message_id, status, error_code, error_message, provider_timestamp)
+            VALUES (:t, :c, :p,
+                (SELECT id FROM messages WHERE channel_id = :c AND provider_message_id = :p),
+                :s, :code, :err, :at)
+            ON CONFLICT (channel_id, provider_message_id, status) DO NOTHING
+            """
+        ),
+        {
+            "t": tenant_id,
+            "c": channel_id,
+            "p": provider_message_id,
+            "s": status,
+            "code": error_code,
+            "err": error_message,
+            "at": at,
+        },
+    )
+    row = conn.execute(
+        text(
+            f"""
+            UPDATE messages SET status = :s, status_at = :at,
+                error_code = coalesce(:code, error_code),
+                error_message = coalesce(:err, error_message)
+            WHERE channel_id = :c AND provider_message_id = :p AND direction = 'out'
+              AND {_RANK_SQL.format(col="status")} < {_RANK_SQL.format(col="CAST(:s AS text)")}
+              AND NOT (status = 'read' AND :s = 'failed')
+            RETURNING id
+            """  # noqa: S608 - the fragment is a constant, values are bound
+        ),
+        {
+            "s": status,
+            "at": at,
+            "code": error_code,
+            "err": error_message,
+            "c": channel_id,
+            "p": provider_message_id,
+        },
+    ).first()
+    return None if row is None else int(row[0])

@@ -1,0 +1,527 @@
+-- FlowDesk schema: the single source of truth for the data model (DESIGN §4, §6).
+-- Applied idempotently by `flowdesk db init`: every statement may run any number of times.
+-- Later changes come as numbered migrations recorded in schema_migrations.
+
+SELECT pg_advisory_xact_lock(7265431);  -- one initialiser at a time
+
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version     integer PRIMARY KEY,
+    applied_at  timestamptz NOT NULL DEFAULT now()
+);
+
+-- Row-level security helpers. A connection states its tenant with
+-- set_config('app.tenant_id', …, true); code that legitimately spans tenants (webhook
+-- routing, sweepers, ops) says so with set_config('app.scope', 'system', true).
+-- A query that forgets its tenant filter therefore sees nothing, not another tenant.
+CREATE OR REPLACE FUNCTION flowdesk_tenant() RETURNS bigint
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$ SELECT nullif(current_setting('app.tenant_id', true), '')::bigint $$;
+
+CREATE OR REPLACE FUNCTION flowdesk_system() RETURNS boolean
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$ SELECT coalesce(current_setting('app.scope', true), '') = 'system' $$;
+
+-- The role the engine acts as. Superusers bypass row-level security, so a superuser login
+-- switches to this role (SET ROLE) on connect; a plain owner login is bound by FORCE below.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'flowdesk_app') THEN
+        CREATE ROLE flowdesk_app NOLOGIN;
+    END IF;
+EXCEPTION WHEN insufficient_privilege THEN
+    RAISE NOTICE 'cannot create role flowdesk_app; relying on FORCE ROW LEVEL SECURITY';
+END $$;
+
+CREATE SEQUENCE IF NOT EXISTS ticket_protocol_seq;
+
+-- Tenants and people --------------------------------------------------------------------
+
+CREATE TABLE IF NOT EXISTS tenants (
+    id              bigserial PRIMARY KEY,
+    name            text NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
+    status          text NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'suspended')),
+    time_zone       text NOT NULL DEFAULT 'UTC',
+    business_hours  jsonb NOT NULL DEFAULT '{}'::jsonb,
+    limits          jsonb NOT NULL DEFAULT '{}'::jsonb,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    updated_at      timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE IF NOT EXISTS users (
+    id              bigserial PRIMARY KEY,
+    tenant_id       bigint NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+    name            text NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
+    email           text NOT NULL CHECK (position('@' IN email) > 1),
+    password_hash   text NOT NULL,
+    role            text NOT NULL CHECK (role IN ('super', 'admin', 'supervisor', 'agent')),
+    token_version   integer NOT NULL DEFAULT 0,
+    online          boolean NOT NULL DEFAULT false,
+    last_seen_at    timestamptz,
+    max_open_tickets integer CHECK (max_open_tickets IS NULL OR max_open_tickets >= 0),
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    updated_at      timestamptz NOT NULL DEFAULT now()
+);
+-- Login is by e-mail alone, so an address belongs to one user on the whole platform.
+CREATE UNIQUE INDEX IF NOT EXISTS users_email_key ON users (lower(email));
+CREATE INDEX IF NOT EXISTS users_tenant_idx ON users (tenant_id);
+
+CREATE TABLE IF NOT EXISTS queues (
+    id              bigserial PRIMARY KEY,
+    tenant_id       bigint NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+    name            text NOT NULL CHECK (length(name) BETWEEN 1 AND 100),
+    color           text,
+    greeting        text,
+    distribution    text NOT NULL DEFAULT 'none'
+                    CHECK (distribution IN ('none', 'round_robin', 'least_loaded')),
+    business_hours  jsonb,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (tenant_id, name),
+    UNIQUE (tenant_id, id)
+);
+
+CREATE TABLE IF NOT EXISTS user_queues (
+    tenant_id   bigint NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+    user_id     bigint NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    queue_id    bigint NOT NULL REFERENCES queues(id) ON DELETE CASCADE,
+    PRIMARY KEY (user_id, queue_id)
+);
+
+-- Channels ----------------------------------------------------------------------------
+
+CREATE TABLE IF NOT EXISTS chat_flows (
+    id          bigserial PRIMARY KEY,
+    tenant_id   bigint NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+    name        text NOT NULL,
+    definition  jsonb NOT NULL,
+    is_default  boolean NOT NULL DEFAULT false,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    updated_at  timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (tenant_id, name)
+);
+CREATE UNIQUE INDEX IF NOT EXISTS chat_flows_one_default ON chat_flows (tenant_id) WHERE is_default;
+
+CREATE TABLE IF NOT EXISTS channels (
+    id              bigserial PRIMARY KEY,
+    tenant_id       bigint NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+    type            text NOT NULL
+                    CHECK (type IN ('whatsapp', 'messenger', 'instagram', 'telegram', 'sms', 'email')),
+    name            text NOT NULL CHECK (length(name) BETWEEN 1 AND 100),
+    -- The provider's address for this connection (phone_number_id, page id, bot id…):
+    -- webhooks are routed by it, so it is unique per channel type across the platform.
+    external_id     text NOT NULL,
+    config          jsonb NOT NULL DEFAULT '{}'::jsonb,
+    secrets         jsonb NOT NULL DEFAULT '{}'::jsonb,
+    status          text NOT NULL DEFAULT 'connected'
+                    CHECK (status IN ('connected', 'disconnected', 'error')),
+    chat_flow_id    bigint REFERENCES chat_flows(id) ON DELETE SET NULL,
+    default_queue_id bigint REFERENCES queues(id) ON DELETE SET NULL,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    updated_at      timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (type, external_id),
+    UNIQUE (tenant_id, name)
+);
+
+-- Contacts ----------------------------------------------------------------------------
+
+CREATE TABLE IF NOT EXISTS contacts (
+    id              bigserial PRIMARY KEY,
+    tenant_id       bigint NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+    name            text,
+    phone           text CHECK (phone IS NULL OR phone ~ '^\+[1-9][0-9]{6,14}$'),
+    email           text,
+    is_group        boolean NOT NULL DEFAULT false,
+    opted_out       boolean NOT NULL DEFAULT false,
+    unreachable     boolean NOT NULL DEFAULT false,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    updated_at      timestamptz NOT NULL DEFAULT now()
+);
+-- One person, one contact: a phone number (E.164) names one contact per tenant.
+CREATE UNIQUE INDEX IF NOT EXISTS contacts_phone_key ON contacts (tenant_id, phone)
+    WHERE phone IS NOT NULL;
+CREATE INDEX IF NOT EXISTS contacts_name_idx ON contacts (tenant_id, lower(name));
+
+CREATE TABLE IF NOT EXISTS contact_identities (
+    id              bigserial PRIMARY KEY,
+    tenant_id       bigint NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+    contact_id      bigint NOT NULL REFERENCES contacts(id) ON DELETE CASCADE,
+    channel_type    text NOT NULL,
+    -- identity_key is what makes two sightings the same person (E.164 for phone channels,
+    -- PSID / chat id / address otherwise); external_id is how the provider addresses them.
+    identity_key    text NOT NULL,
+    external_id     text NOT NULL,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    updated_at      timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (tenant_id, channel_type, identity_key)
+);
+CREATE INDEX IF NOT EXISTS contact_identities_contact_idx ON contact_identities (contact_id);
+
+CREATE TABLE IF NOT EXISTS contact_custom_fields (
+    tenant_id   bigint NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+    contact_id  bigint NOT NULL REFERENCES contacts(id) ON DELETE CASCADE,
+    name        text NOT NULL CHECK (length(name) BETWEEN 1 AND 100),
+    value       text NOT NULL,
+    PRIMARY KEY (contact_id, name)
+);
+
+CREATE TABLE IF NOT EXISTS tags (
+    id          bigserial PRIMARY KEY,
+    tenant_id   bigint NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+    name        text NOT NULL CHECK (length(name) BETWEEN 1 AND 100),
+    color       text,
+    auto_keywords text[] NOT NULL DEFAULT '{}',
+    UNIQUE (tenant_id, name)
+);
+
+CREATE TABLE IF NOT EXISTS contact_tags (
+    tenant_id   bigint NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+    contact_id  bigint NOT NULL REFERENCES contacts(id) ON DELETE CASCADE,
+    tag_id      bigint NOT NULL REFERENCES tags(id) ON DELETE CASCADE,
+    PRIMARY KEY (contact_id, tag_id)
+);
+
+CREATE TABLE IF NOT EXISTS wallets (
+    tenant_id   bigint NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+    contact_id  bigint PRIMARY KEY REFERENCES contacts(id) ON DELETE CASCADE,
+    user_id     bigint NOT NULL REFERENCES users(id) ON DELETE CASCADE
+);
+
+-- Tickets and messages ----------------------------------------------------------------
+
+CREATE TABLE IF NOT EXISTS tickets (
+    id                  bigserial PRIMARY KEY,
+    tenant_id           bigint NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+    channel_id          bigint NOT NULL REFERENCES channels(id) ON DELETE CASCADE,
+    contact_id          bigint NOT NULL REFERENCES contacts(id) ON DELETE CASCADE,
+    status              text NOT NULL DEFAULT 'pending'
+                        CHECK (status IN ('pending', 'open', 'closed')),
+    protocol            text NOT NULL UNIQUE,
+    unread_count        integer NOT NULL DEFAULT 0 CHECK (unread_count >= 0),
+    answered            boolean NOT NULL DEFAULT false,
+    is_group            boolean NOT NULL DEFAULT false,
+    queue_id            bigint REFERENCES queues(id) ON DELETE SET NULL,
+    user_id             bigint REFERENCES users(id) ON DELETE SET NULL,
+    chat_flow_id        bigint REFERENCES chat_flows(id) ON DELETE SET NULL,
+    chat_flow_state     jsonb,
+    bot_retries         integer NOT NULL DEFAULT 0,
+    last_message_at     timestamptz,
+    last_inbound_at     timestamptz,
+    first_response_at   timestamptz,
+    closed_at           timestamptz,
+    created_at          timestamptz NOT NULL DEFAULT now(),
+    updated_at          timestamptz NOT NULL DEFAULT now()
+);
+-- One live ticket per (tenant, channel, contact): find-or-create is INSERT … ON CONFLICT.
+CREATE UNIQUE INDEX IF NOT EXISTS tickets_one_live ON tickets (tenant_id, channel_id, contact_id)
+    WHERE status IN ('pending', 'open');
+CREATE INDEX IF NOT EXISTS tickets_list_idx
+    ON tickets (tenant_id, status, last_message_at DESC NULLS LAST, id DESC);
+CREATE INDEX IF NOT EXISTS tickets_contact_idx ON tickets (contact_id);
+
+CREATE TABLE IF NOT EXISTS ticket_events (
+    id              bigserial PRIMARY KEY,
+    tenant_id       bigint NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+    ticket_id       bigint NOT NULL REFERENCES tickets(id) ON DELETE CASCADE,
+    type            text NOT NULL,
+    user_id         bigint REFERENCES users(id) ON DELETE SET NULL,
+    data            jsonb NOT NULL DEFAULT '{}'::jsonb,
+    created_at      timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS ticket_events_ticket_idx ON ticket_events (ticket_id, id);
+
+CREATE TABLE IF NOT EXISTS messages (
+    id                      bigserial PRIMARY KEY,
+    tenant_id               bigint NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+    ticket_id               bigint NOT NULL REFERENCES tickets(id) ON DELETE CASCADE,
+    contact_id              bigint NOT NULL REFERENCES contacts(id) ON DELETE CASCADE,
+    channel_id              bigint NOT NULL REFERENCES channels(id) ON DELETE CASCADE,
+    direction               text NOT NULL CHECK (direction IN ('in', 'out')),
+    type                    text NOT NULL,
+    body                    text,
+    media                   jsonb NOT NULL DEFAULT '[]'::jsonb,
+    location                jsonb,
+    shared_contacts         jsonb,
+    referral                jsonb,
+    reply_id                text,
+    quoted_message_id       bigint REFERENCES messages(id) ON DELETE SET NULL,
+    quoted_provider_message_id text,
+    provider_message_id     text,
+    provider_timestamp      timestamptz,
+    status                  text NOT NULL DEFAULT 'pending'
+                            CHECK (status IN ('pending', 'sent', 'delivered', 'read', 'failed',
+                                              'received')),
+    status_at               timestamptz,
+    error_code              integer,
+    error_message           text,
+    send_type               text CHECK (send_type IN ('chat', 'bot', 'campaign', 'api', 'schedule')),
+    user_id                 bigint REFERENCES users(id) ON DELETE SET NULL,
+    edited_at               timestamptz,
+    deleted_at              timestamptz,
+    created_at              timestamptz NOT NULL DEFAULT now()
+);
+-- One provider event, one effect.
+CREATE UNIQUE INDEX IF NOT EXISTS messages_provider_key ON messages (channel_id, provider_message_id)
+    WHERE provider_message_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS messages_ticket_idx ON messages (ticket_id, id);
+
+-- A status that arrives before its message (providers do not promise order) waits here.
+CREATE TABLE IF NOT EXISTS message_status_events (
+    id                  bigserial PRIMARY KEY,
+    tenant_id           bigint NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+    channel_id          bigint NOT NULL REFERENCES channels(id) ON DELETE CASCADE,
+    provider_message_id text NOT NULL,
+    message_id          bigint REFERENCES messages(id) ON DELETE CASCADE,
+    status              text NOT NULL CHECK (status IN ('sent', 'delivered', 'read', 'failed')),
+    error_code          integer,
+    error_message       text,
+    provider_timestamp  timestamptz NOT NULL,
+    created_at          timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (channel_id, provider_message_id, status)
+);
+CREATE INDEX IF NOT EXISTS message_status_events_message_idx ON message_status_events (message_id);
+
+CREATE TABLE IF NOT EXISTS message_reactions (
+    tenant_id           bigint NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+    message_id          bigint NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+    contact_id          bigint NOT NULL REFERENCES contacts(id) ON DELETE CASCADE,
+    emoji               text NOT NULL,
+    provider_timestamp  timestamptz NOT NULL,
+    PRIMARY KEY (message_id, contact_id)
+);
+
+CREATE TABLE IF NOT EXISTS fast_replies (
+    id          bigserial PRIMARY KEY,
+    tenant_id   bigint NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+    shortcut    text NOT NULL CHECK (length(shortcut) BETWEEN 1 AND 50),
+    body        text NOT NULL,
+    media       jsonb NOT NULL DEFAULT '[]'::jsonb,
+    UNIQUE (tenant_id, shortcut)
+);
+
+CREATE TABLE IF NOT EXISTS auto_replies (
+    id          bigserial PRIMARY KEY,
+    tenant_id   bigint NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+    channel_id  bigint REFERENCES channels(id) ON DELETE CASCADE,
+    name        text NOT NULL,
+    match_kind  text NOT NULL CHECK (match_kind IN ('keyword', 'regex')),
+    pattern     text NOT NULL,
+    reply       text NOT NULL,
+    priority    integer NOT NULL DEFAULT 0,
+    active_from time,
+    active_to   time,
+    enabled     boolean NOT NULL DEFAULT true,
+    UNIQUE (tenant_id, name)
+);
+
+CREATE TABLE IF NOT EXISTS settings (
+    tenant_id   bigint NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+    key         text NOT NULL,
+    value       jsonb NOT NULL,
+    updated_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, key)
+);
+
+-- Campaigns ---------------------------------------------------------------------------
+
+CREATE TABLE IF NOT EXISTS campaigns (
+    id              bigserial PRIMARY KEY,
+    tenant_id       bigint NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+    channel_id      bigint NOT NULL REFERENCES channels(id) ON DELETE CASCADE,
+    name            text NOT NULL,
+    status          text NOT NULL DEFAULT 'draft'
+                    CHECK (status IN ('draft', 'scheduled', 'running', 'paused', 'finished',
+                                      'cancelled', 'failed')),
+    variants        jsonb NOT NULL DEFAULT '[]'::jsonb,
+    audience        jsonb NOT NULL DEFAULT '{}'::jsonb,
+    start_at        timestamptz,
+    end_at          timestamptz,
+    send_window     jsonb,
+    delay_ms        integer NOT NULL DEFAULT 0 CHECK (delay_ms >= 0),
+    counts          jsonb NOT NULL DEFAULT '{}'::jsonb,
+    failure_reason  text,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    updated_at      timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE IF NOT EXISTS campaign_contacts (
+    id              bigserial PRIMARY KEY,
+    tenant_id       bigint NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+    campaign_id     bigint NOT NULL REFERENCES campaigns(id) ON DELETE CASCADE,
+    contact_id      bigint NOT NULL REFERENCES contacts(id) ON DELETE CASCADE,
+    variant         smallint,
+    status          text NOT NULL DEFAULT 'pending'
+                    CHECK (status IN ('pending', 'claimed', 'sent', 'delivered', 'read', 'failed',
+                                      'skipped')),
+    message_id      bigint REFERENCES messages(id) ON DELETE SET NULL,
+    reason          text,
+    claimed_at      timestamptz,
+    updated_at      timestamptz NOT NULL DEFAULT now(),
+    -- One campaign send per (campaign, contact).
+    UNIQUE (campaign_id, contact_id)
+);
+CREATE INDEX IF NOT EXISTS campaign_contacts_pending_idx ON campaign_contacts (campaign_id, id)
+    WHERE status = 'pending';
+
+-- Integrations ------------------------------------------------------------------------
+
+CREATE TABLE IF NOT EXISTS api_clients (
+    id              bigserial PRIMARY KEY,
+    tenant_id       bigint NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+    name            text NOT NULL,
+    token_hash      text NOT NULL UNIQUE,
+    permissions     text[] NOT NULL DEFAULT '{}',
+    revoked_at      timestamptz,
+    last_used_at    timestamptz,
+    created_at      timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE IF NOT EXISTS webhook_subscriptions (
+    id          bigserial PRIMARY KEY,
+    tenant_id   bigint NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+    url         text NOT NULL,
+    events      text[] NOT NULL,
+    secret      text NOT NULL,
+    enabled     boolean NOT NULL DEFAULT true,
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE IF NOT EXISTS webhook_deliveries (
+    id              bigserial PRIMARY KEY,
+    tenant_id       bigint NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+    subscription_id bigint NOT NULL REFERENCES webhook_subscriptions(id) ON DELETE CASCADE,
+    event           text NOT NULL,
+    payload         jsonb NOT NULL,
+    status_code     integer,
+    latency_ms      integer,
+    attempts        integer NOT NULL DEFAULT 0,
+    delivered_at    timestamptz,
+    created_at      timestamptz NOT NULL DEFAULT now()
+);
+
+-- Durability and operations -----------------------------------------------------------
+
+-- Every accepted webhook, raw, committed before the provider gets its 2xx.
+CREATE TABLE IF NOT EXISTS inbox (
+    id              bigserial PRIMARY KEY,
+    tenant_id       bigint NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+    channel_id      bigint NOT NULL REFERENCES channels(id) ON DELETE CASCADE,
+    -- A redelivered webhook carries the same bytes (or the same provider event id), so the
+    -- second copy is a no-op here, before any work is queued.
+    dedupe_key      text NOT NULL,
+    body            bytea NOT NULL,
+    content_type    text NOT NULL DEFAULT 'application/json',
+    received_at     timestamptz NOT NULL DEFAULT now(),
+    status          text NOT NULL DEFAULT 'pending'
+                    CHECK (status IN ('pending', 'processed', 'partial', 'ignored', 'dead')),
+    attempts        integer NOT NULL DEFAULT 0,
+    enqueued_at     timestamptz,
+    processed_at    timestamptz,
+    note            text,
+    UNIQUE (channel_id, dedupe_key)
+);
+CREATE INDEX IF NOT EXISTS inbox_pending_idx ON inbox (received_at) WHERE status = 'pending';
+
+-- What must happen after a pipeline transaction commits (realtime events, tenant webhooks).
+CREATE TABLE IF NOT EXISTS outbox (
+    id              bigserial PRIMARY KEY,
+    tenant_id       bigint NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+    topic           text NOT NULL,
+    payload         jsonb NOT NULL,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    published_at    timestamptz
+);
+CREATE INDEX IF NOT EXISTS outbox_unpublished_idx ON outbox (id) WHERE published_at IS NULL;
+
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id              bigserial PRIMARY KEY,
+    tenant_id       bigint REFERENCES tenants(id) ON DELETE CASCADE,
+    actor           text NOT NULL,
+    queue           text NOT NULL,
+    message_id      text,
+    payload         jsonb NOT NULL,
+    error_class     text NOT NULL,
+    error_message   text NOT NULL,
+    traceback       text,
+    attempts        integer NOT NULL DEFAULT 1,
+    first_failed_at timestamptz NOT NULL DEFAULT now(),
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    requeued_at     timestamptz,
+    requeue_count   integer NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS dead_letters_live_idx ON dead_letters (created_at DESC)
+    WHERE requeued_at IS NULL;
+CREATE INDEX IF NOT EXISTS dead_letters_actor_idx ON dead_letters (actor, error_class);
+
+CREATE TABLE IF NOT EXISTS audit_log (
+    id          bigserial PRIMARY KEY,
+    tenant_id   bigint REFERENCES tenants(id) ON DELETE CASCADE,
+    user_id     bigint REFERENCES users(id) ON DELETE SET NULL,
+    action      text NOT NULL,
+    target      text,
+    data        jsonb NOT NULL DEFAULT '{}'::jsonb,
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE IF NOT EXISTS sla_policies (
+    id                      bigserial PRIMARY KEY,
+    tenant_id               bigint NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+    name                    text NOT NULL,
+    queue_id                bigint REFERENCES queues(id) ON DELETE CASCADE,
+    tag_id                  bigint REFERENCES tags(id) ON DELETE CASCADE,
+    first_response_s        integer CHECK (first_response_s > 0),
+    next_response_s         integer CHECK (next_response_s > 0),
+    resolution_s            integer CHECK (resolution_s > 0),
+    business_hours_only     boolean NOT NULL DEFAULT true,
+    escalate_to_queue_id    bigint REFERENCES queues(id) ON DELETE SET NULL,
+    escalate_to_user_id     bigint REFERENCES users(id) ON DELETE SET NULL,
+    UNIQUE (tenant_id, name)
+);
+
+CREATE TABLE IF NOT EXISTS sla_events (
+    id          bigserial PRIMARY KEY,
+    tenant_id   bigint NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+    policy_id   bigint NOT NULL REFERENCES sla_policies(id) ON DELETE CASCADE,
+    ticket_id   bigint NOT NULL REFERENCES tickets(id) ON DELETE CASCADE,
+    kind        text NOT NULL CHECK (kind IN ('first_response', 'next_response', 'resolution')),
+    due_at      timestamptz NOT NULL,
+    breached_at timestamptz NOT NULL DEFAULT now(),
+    -- Recorded once per breach.
+    UNIQUE (policy_id, ticket_id, kind, due_at)
+);
+
+-- Row-level security on every tenant-owned table ----------------------------------------
+
+DO $$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY[
+        'users', 'queues', 'user_queues', 'chat_flows', 'channels', 'contacts',
+        'contact_identities', 'contact_custom_fields', 'tags', 'contact_tags', 'wallets',
+        'tickets', 'ticket_events', 'messages', 'message_status_events', 'message_reactions',
+        'fast_replies', 'auto_replies', 'settings', 'campaigns', 'campaign_contacts',
+        'api_clients', 'webhook_subscriptions', 'webhook_deliveries', 'inbox', 'outbox',
+        'dead_letters', 'audit_log', 'sla_policies', 'sla_events'
+    ] LOOP
+        EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
+        EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', t);
+        EXECUTE format('DROP POLICY IF EXISTS tenant_isolation ON %I', t);
+        EXECUTE format(
+            'CREATE POLICY tenant_isolation ON %I USING (tenant_id = flowdesk_tenant() OR flowdesk_system()) '
+            'WITH CHECK (tenant_id = flowdesk_tenant() OR flowdesk_system())', t);
+    END LOOP;
+    ALTER TABLE tenants ENABLE ROW LEVEL SECURITY;
+    ALTER TABLE tenants FORCE ROW LEVEL SECURITY;
+    DROP POLICY IF EXISTS tenant_isolation ON tenants;
+    CREATE POLICY tenant_isolation ON tenants
+        USING (id = flowdesk_tenant() OR flowdesk_system())
+        WITH CHECK (id = flowdesk_tenant() OR flowdesk_system());
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'flowdesk_app') THEN
+        EXECUTE format('GRANT USAGE ON SCHEMA %I TO flowdesk_app', current_schema());
+        EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA %I TO flowdesk_app',
+                       current_schema());
+        EXECUTE format('GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA %I TO flowdesk_app',
+                       current_schema());
+    END IF;
+END $$;
+
+INSERT INTO schema_migrations (version) VALUES (1) ON CONFLICT (version) DO NOTHING;
