@@ -38,8 +38,8 @@ def actor(
         if max_retries is not None:
             options["max_retries"] = max_retries
         declared: dramatiq.Actor[P, R] = dramatiq.actor(
-            fn, queue_name=queue_name, broker=_PLACEHOLDER, **options
-        )
+            queue_name=queue_name, broker=_PLACEHOLDER, **options
+        )(fn)
         _REGISTRY.append(declared)
         _BASE_QUEUES[declared.actor_name] = queue_name
         return declared
@@ -74,7 +74,9 @@ def build_broker(
         from dramatiq.brokers.redis import RedisBroker
 
         assert redis_url is not None
-        broker = RedisBroker(url=redis_url, namespace=namespace, middleware=middleware)
+        broker = RedisBroker(  # type: ignore[no-untyped-call]
+            url=redis_url, namespace=namespace, middleware=middleware
+        )
     return broker
 
 

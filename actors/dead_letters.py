@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import dramatiq
 from sqlalchemy import Engine
@@ -33,13 +34,18 @@ def requeue(db: Engine, broker: dramatiq.Broker, f: DeadLetterFilter) -> list[De
 
 def _message(dl: DeadLetter) -> dramatiq.Message[object]:
     payload = payload_of(dl)
-    options = dict(payload.get("options") or {})  # type: ignore[call-overload]
+    options = _mapping(payload.get("options"))
     options["requeued_from"] = dl.id
+    args = payload.get("args")
     return dramatiq.Message(
         queue_name=str(payload.get("queue_name", dl.queue)),
         actor_name=str(payload.get("actor_name", dl.actor)),
-        args=tuple(payload.get("args") or ()),  # type: ignore[call-overload]
-        kwargs=dict(payload.get("kwargs") or {}),  # type: ignore[call-overload]
+        args=tuple(args) if isinstance(args, list) else (),
+        kwargs=_mapping(payload.get("kwargs")),
         options=options,
         message_id=str(uuid.uuid4()),
     )
+
+
+def _mapping(value: object) -> dict[str, Any]:
+    return {str(k): v for k, v in value.items()} if isinstance(value, dict) else {}

@@ -1,4 +1,4 @@
-"""Inbound actor: claim inbox rows, run the inbound pipeline in one transaction, hand off delivery."""
+"""Inbound actor: claim inbox rows, run the pipeline in one transaction, hand off delivery."""
 
 from __future__ import annotations
 

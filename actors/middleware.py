@@ -8,9 +8,9 @@ import random
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import dramatiq
+from dramatiq.broker import MessageProxy
 from dramatiq.middleware import Middleware
 
 from engine.errors import PermanentError, RetryableError
@@ -33,7 +33,7 @@ class RetryPolicy:
         return random.randint(self.min_backoff_ms, max(self.min_backoff_ms, ceiling))
 
 
-class RetriesWithDeadLetters(Middleware):  # type: ignore[misc]
+class RetriesWithDeadLetters(Middleware):
     """Replaces dramatiq's Retries: PermanentError dead-letters at once; anything else retries
     (honouring RetryableError.delay_ms) until max_retries, then dead-letters.
 
@@ -52,7 +52,7 @@ class RetriesWithDeadLetters(Middleware):  # type: ignore[misc]
     def after_process_message(
         self,
         broker: dramatiq.Broker,
-        message: dramatiq.Message[Any],
+        message: MessageProxy,
         *,
         result: object = None,
         exception: BaseException | None = None,
@@ -63,14 +63,14 @@ class RetriesWithDeadLetters(Middleware):  # type: ignore[misc]
         retries = int(message.options.get("retries", 0))
         max_retries = int(actor.options.get("max_retries", self.policy.max_retries))
         context = {"actor": message.actor_name, "message_id": message.message_id}
-        if isinstance(exception, PermanentError) or retries >= max_retries:
-            if self._record(message, exception, attempts=retries + 1):
-                message.fail()
-                log.info(
-                    "dead-lettered",
-                    extra={**context, "attempt": retries + 1, "error": type(exception).__name__},
-                )
-                return
+        exhausted = isinstance(exception, PermanentError) or retries >= max_retries
+        if exhausted and self._record(message, exception, attempts=retries + 1):
+            message.fail()
+            log.info(
+                "dead-lettered",
+                extra={**context, "attempt": retries + 1, "error": type(exception).__name__},
+            )
+            return
         delay_ms = self.policy.backoff_ms(retries)
         if isinstance(exception, RetryableError) and exception.delay_ms is not None:
             delay_ms = max(exception.delay_ms, 0)
@@ -84,11 +84,9 @@ class RetriesWithDeadLetters(Middleware):  # type: ignore[misc]
                 "error": type(exception).__name__,
             },
         )
-        broker.enqueue(message, delay=delay_ms)
+        broker.enqueue(message._message, delay=delay_ms)
 
-    def _record(
-        self, message: dramatiq.Message[Any], exception: BaseException, *, attempts: int
-    ) -> bool:
+    def _record(self, message: MessageProxy, exception: BaseException, *, attempts: int) -> bool:
         payload = dict(message.asdict())
         options = dict(payload.get("options") or {})
         options.pop("retries", None)

@@ -5,15 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
-from engine.events import ChannelType, Frozen, InboundEvent
+from engine.events import ChannelSecrets, ChannelType, InboundEvent
 
-
-class ChannelSecrets(Frozen):
-    """Per-channel credentials. Never logged; never returned by the API."""
-
-    access_token: str | None = None
-    app_secret: str | None = None
-    verify_token: str | None = None
+__all__ = ["ChannelAdapter", "ChannelSecrets"]
 
 
 class ChannelAdapter(Protocol):

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 import dramatiq
 import redis.asyncio as aioredis
-from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -28,6 +27,7 @@ from api.errors import ApiError, api_error_handler
 from api.ingest import GroupCommitter
 from config import Settings, load_settings
 from engine.db import create_async_db_engine
+from engine.errors import DatabaseUnavailableError
 from engine.events import ChannelType
 from engine.logs import configure_logging
 from engine.runtime import Runtime, resolve_runtime
@@ -53,6 +53,20 @@ def _no_dead_letters_here(_: NewDeadLetter) -> None:
     raise RuntimeError("the web process enqueues work; it never processes it")
 
 
+async def _unavailable_handler(request: Request, exc: Exception) -> Response:
+    """A database outage is the world's fault: 503 and a hint to retry, never a bare 500."""
+    log.warning("database unavailable", extra={"path": request.url.path})
+    return await api_error_handler(
+        request,
+        ApiError(
+            503,
+            "unavailable",
+            "service temporarily unavailable; retry",
+            headers={"Retry-After": "5"},
+        ),
+    )
+
+
 async def healthz(_: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
@@ -71,7 +85,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         own_runtime = runtime is None
-        rt = runtime or await asyncio.to_thread(resolve_runtime, settings)
+        rt = runtime if runtime is not None else await asyncio.to_thread(resolve_runtime, settings)
         app_settings = settings.model_copy(update={"JWT_SECRET": rt.jwt_secret})
         own_broker = broker is None
         if broker is None:
@@ -82,7 +96,9 @@ def create_app(
                 policy=RetryPolicy(),
                 recorder=_no_dead_letters_here,
             )
-            bind_actors(app_broker, queue_prefix=settings.QUEUE_PREFIX if settings.AMQP_URL else None)
+            bind_actors(
+                app_broker, queue_prefix=settings.QUEUE_PREFIX if settings.AMQP_URL else None
+            )
         db = create_async_db_engine(rt.database_url, pool_size=settings.DB_POOL_SIZE)
         redis = aioredis.from_url(rt.redis_url)
 
@@ -123,15 +139,11 @@ def create_app(
             *read.routes,
         ],
         lifespan=lifespan,
-        exception_handlers={ApiError: api_error_handler, ValidationError: _validation_handler},
+        exception_handlers={
+            ApiError: api_error_handler,
+            DatabaseUnavailableError: _unavailable_handler,
+        },
     )
-
-
-async def _validation_handler(request: Request, exc: Exception) -> Response:
-    from api.errors import invalid_request
-
-    assert isinstance(exc, ValidationError)
-    return await api_error_handler(request, invalid_request(exc, where="request"))
 
 
 def app_from_env() -> Starlette:

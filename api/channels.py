@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import redis.asyncio as aioredis
@@ -46,11 +47,9 @@ class RejectionCounters:
         self.key = f"{prefix}:ingest:rejected"
 
     async def incr(self, reason: str) -> None:
-        try:
+        with contextlib.suppress(aioredis.RedisError):  # a counter must never cause a 500
             await self._redis.hincrby(self.key, reason, 1)
-        except aioredis.RedisError:
-            pass  # a counter must never turn a rejection into a 500
 
     async def snapshot(self) -> dict[str, int]:
         raw = await self._redis.hgetall(self.key)
-        return {k.decode(): int(v) for k, v in raw.items()}
+        return {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in raw.items()}

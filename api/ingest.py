@@ -78,7 +78,7 @@ class GroupCommitter:
                     INSERT_INBOX_SQL, insert_inbox_params(writes, datetime.now(UTC))
                 )
                 stored = {(r[1], r[2]): int(r[0]) for r in result.all()}
-        except (DBAPIError, OSError) as exc:
+        except (DBAPIError, OSError, DatabaseUnavailableError) as exc:
             error = DatabaseUnavailableError(f"inbox write failed: {type(exc).__name__}")
             for p in batch:
                 if not p.done.done():

@@ -10,7 +10,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from adapters.base import ChannelAdapter
-from api.deps import ApiDeps
+from api.deps import WebhookDeps
 from api.errors import ApiError
 from engine.db import async_system_tx
 from engine.errors import DatabaseUnavailableError, InvalidPayloadError, SignatureMismatchError
@@ -21,8 +21,8 @@ from engine.store.inbox import InboxWrite
 log = logging.getLogger(__name__)
 
 
-def _deps(request: Request) -> ApiDeps:
-    deps: ApiDeps = request.app.state.deps
+def _deps(request: Request) -> WebhookDeps:
+    deps: WebhookDeps = request.app.state.deps
     return deps
 
 
@@ -97,7 +97,7 @@ async def whatsapp_webhook(request: Request) -> Response:
     return _accepted(stored, duplicates=len(writes) - len(stored))
 
 
-async def _targets(deps: ApiDeps, channel: Channel, addresses: set[str]) -> list[Channel]:
+async def _targets(deps: WebhookDeps, channel: Channel, addresses: set[str]) -> list[Channel]:
     """Channels of the same tenant this body addresses (never another tenant's)."""
     if addresses == {channel.external_id}:
         return [channel]

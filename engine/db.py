@@ -93,16 +93,18 @@ def set_system(conn: Connection) -> None:
 
 @asynccontextmanager
 async def async_system_tx(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    async with engine.begin() as conn:
-        await conn.execute(_SET_SYSTEM)
-        yield conn
+    with _translate_outage():
+        async with engine.begin() as conn:
+            await conn.execute(_SET_SYSTEM)
+            yield conn
 
 
 @asynccontextmanager
 async def async_tenant_tx(engine: AsyncEngine, tenant_id: int) -> AsyncIterator[AsyncConnection]:
-    async with engine.begin() as conn:
-        await conn.execute(_SET_TENANT, {"tenant_id": str(tenant_id)})
-        yield conn
+    with _translate_outage():
+        async with engine.begin() as conn:
+            await conn.execute(_SET_TENANT, {"tenant_id": str(tenant_id)})
+            yield conn
 
 
 @contextmanager

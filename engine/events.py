@@ -24,6 +24,14 @@ class ChannelType(StrEnum):
     EMAIL = "email"
 
 
+class ChannelSecrets(Frozen):
+    """Per-channel credentials. Never logged; never returned by the API."""
+
+    access_token: str | None = None
+    app_secret: str | None = None
+    verify_token: str | None = None
+
+
 class MessageType(StrEnum):
     TEXT = "text"
     IMAGE = "image"

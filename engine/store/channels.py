@@ -8,8 +8,7 @@ from collections.abc import Sequence
 from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from adapters.base import ChannelSecrets
-from engine.events import ChannelType, Frozen
+from engine.events import ChannelSecrets, ChannelType, Frozen
 
 
 class Channel(Frozen):
@@ -23,7 +22,10 @@ class Channel(Frozen):
     api_base_url: str | None = None
 
 
-_SELECT = "SELECT id, tenant_id, type, name, external_id, status, secrets::text, config::text FROM channels"
+_SELECT = (
+    "SELECT id, tenant_id, type, name, external_id, status, secrets::text, config::text "
+    "FROM channels"
+)
 
 
 def _channel(row: Sequence[object]) -> Channel:

@@ -10,32 +10,42 @@ import pytest
 from sqlalchemy import Engine
 
 from tests.conftest import count
-from tests.support.tcp_proxy import TcpProxy
 from tests.support.harness import (
-    PHONE_NUMBER_ID,
     RunningEngine,
     fixture_bytes,
     running_engine,
     seed_whatsapp,
-    sign,
 )
+from tests.support.tcp_proxy import TcpProxy
 
 
 @pytest.fixture
-def engine_up(clean_db: Engine, database_url: str, redis_url: str, queue_prefix: str) -> Iterator[RunningEngine]:
+def engine_up(
+    clean_db: Engine, database_url: str, redis_url: str, queue_prefix: str
+) -> Iterator[RunningEngine]:
     with running_engine(
         database_url=database_url, redis_url=redis_url, queue_prefix=queue_prefix
     ) as running:
         yield running
 
 
-def test_text_message_becomes_ticket_contact_and_message(engine_up: RunningEngine, clean_db: Engine) -> None:
+def test_text_message_becomes_ticket_contact_and_message(
+    engine_up: RunningEngine, clean_db: Engine
+) -> None:
     seeded = seed_whatsapp(clean_db)
     response = engine_up.post_whatsapp(seeded.channel_id, fixture_bytes("whatsapp", "text.json"))
     assert response.status_code == 200
     engine_up.drain()
-    assert count(clean_db, "SELECT count(*) FROM tickets WHERE status = 'pending' AND unread_count = 1") == 1
-    assert count(clean_db, "SELECT count(*) FROM messages WHERE direction = 'in' AND type = 'text'") == 1
+    assert (
+        count(
+            clean_db, "SELECT count(*) FROM tickets WHERE status = 'pending' AND unread_count = 1"
+        )
+        == 1
+    )
+    assert (
+        count(clean_db, "SELECT count(*) FROM messages WHERE direction = 'in' AND type = 'text'")
+        == 1
+    )
     assert count(clean_db, "SELECT count(*) FROM contacts WHERE phone LIKE '+55%'") == 1
     assert count(clean_db, "SELECT count(*) FROM inbox WHERE status = 'processed'") == 1
     assert count(clean_db, "SELECT count(*) FROM ticket_events WHERE type = 'created'") == 1
@@ -47,7 +57,11 @@ def test_same_webhook_five_times_concurrently_yields_one_of_each(
     seeded = seed_whatsapp(clean_db)
     body = fixture_bytes("whatsapp", "text.json")
     with ThreadPoolExecutor(5) as pool:
-        codes = list(pool.map(lambda _: engine_up.post_whatsapp(seeded.channel_id, body).status_code, range(5)))
+        codes = list(
+            pool.map(
+                lambda _: engine_up.post_whatsapp(seeded.channel_id, body).status_code, range(5)
+            )
+        )
     for _ in range(5):
         codes.append(engine_up.post_whatsapp(seeded.channel_id, body).status_code)
     assert codes == [200] * 10
@@ -57,7 +71,9 @@ def test_same_webhook_five_times_concurrently_yields_one_of_each(
     assert count(clean_db, "SELECT count(*) FROM inbox") == 1
 
 
-def test_same_message_in_different_envelopes_is_stored_once(engine_up: RunningEngine, clean_db: Engine) -> None:
+def test_same_message_in_different_envelopes_is_stored_once(
+    engine_up: RunningEngine, clean_db: Engine
+) -> None:
     seeded = seed_whatsapp(clean_db)
     payload = json.loads(fixture_bytes("whatsapp", "text.json"))
     engine_up.post_whatsapp(seeded.channel_id, payload)
@@ -69,7 +85,9 @@ def test_same_message_in_different_envelopes_is_stored_once(engine_up: RunningEn
     assert count(clean_db, "SELECT unread_count FROM tickets") == 1
 
 
-def test_forged_signature_is_rejected_and_nothing_stored(engine_up: RunningEngine, clean_db: Engine) -> None:
+def test_forged_signature_is_rejected_and_nothing_stored(
+    engine_up: RunningEngine, clean_db: Engine
+) -> None:
     seeded = seed_whatsapp(clean_db)
     response = engine_up.post_whatsapp(
         seeded.channel_id, fixture_bytes("whatsapp", "text.json"), secret="not-the-secret"
@@ -79,7 +97,9 @@ def test_forged_signature_is_rejected_and_nothing_stored(engine_up: RunningEngin
     assert count(clean_db, "SELECT count(*) FROM inbox") == 0
 
 
-def test_not_json_is_400_and_unknown_phone_number_is_404(engine_up: RunningEngine, clean_db: Engine) -> None:
+def test_not_json_is_400_and_unknown_phone_number_is_404(
+    engine_up: RunningEngine, clean_db: Engine
+) -> None:
     seeded = seed_whatsapp(clean_db)
     assert engine_up.post_whatsapp(seeded.channel_id, b"{not json").status_code == 400
     payload = json.loads(fixture_bytes("whatsapp", "text.json"))
@@ -106,7 +126,11 @@ def test_verification_handshake(engine_up: RunningEngine, clean_db: Engine) -> N
     with engine_up.client() as c:
         ok = c.get(
             f"/webhooks/whatsapp/{seeded.channel_id}",
-            params={"hub.mode": "subscribe", "hub.verify_token": "test-verify-token", "hub.challenge": "1158201444"},
+            params={
+                "hub.mode": "subscribe",
+                "hub.verify_token": "test-verify-token",
+                "hub.challenge": "1158201444",
+            },
         )
         bad = c.get(
             f"/webhooks/whatsapp/{seeded.channel_id}",
@@ -120,14 +144,28 @@ def test_malformed_message_dead_letters_and_keeps_its_neighbour(
     engine_up: RunningEngine, clean_db: Engine
 ) -> None:
     seeded = seed_whatsapp(clean_db)
-    assert engine_up.post_whatsapp(seeded.channel_id, fixture_bytes("whatsapp", "malformed_message.json")).status_code == 200
+    assert (
+        engine_up.post_whatsapp(
+            seeded.channel_id, fixture_bytes("whatsapp", "malformed_message.json")
+        ).status_code
+        == 200
+    )
     engine_up.drain()
     assert count(clean_db, "SELECT count(*) FROM messages") == 1
-    assert count(clean_db, "SELECT count(*) FROM dead_letters WHERE error_class = 'InvalidPayloadError' AND error_message LIKE '%from%'") == 1
+    assert (
+        count(
+            clean_db,
+            "SELECT count(*) FROM dead_letters WHERE error_class = 'InvalidPayloadError' "
+            "AND error_message LIKE '%from%'",
+        )
+        == 1
+    )
     assert count(clean_db, "SELECT count(*) FROM inbox WHERE status = 'partial'") == 1
 
 
-def test_brazil_ninth_digit_variants_are_one_contact(engine_up: RunningEngine, clean_db: Engine) -> None:
+def test_brazil_ninth_digit_variants_are_one_contact(
+    engine_up: RunningEngine, clean_db: Engine
+) -> None:
     seeded = seed_whatsapp(clean_db)
     for wa_id, mid in (("5511987654321", "wamid.A1"), ("551187654321", "wamid.A2")):
         payload = json.loads(fixture_bytes("whatsapp", "text.json"))

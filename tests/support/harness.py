@@ -1,4 +1,4 @@
-"""Run the real engine in-process: uvicorn on a free port plus a Dramatiq worker on a real broker."""
+"""Run the real engine in-process: uvicorn on a free port and a Dramatiq worker on a real broker."""
 
 from __future__ import annotations
 
@@ -105,7 +105,10 @@ class RunningEngine:
             return c.post(
                 f"/webhooks/whatsapp/{channel_id}",
                 content=raw,
-                headers={"X-Hub-Signature-256": sign(raw, secret), "Content-Type": "application/json"},
+                headers={
+                    "X-Hub-Signature-256": sign(raw, secret),
+                    "Content-Type": "application/json",
+                },
             )
 
     def drain(self, timeout_s: float = 20.0) -> None:

@@ -1,0 +1,1 @@
+"""Read-side data access: typed views over tenant rows, one module per subject."""
