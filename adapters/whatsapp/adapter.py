@@ -1,4 +1,4 @@
-"""WhatsApp Cloud API adapter: verifies Meta's webhook signature, parses it into events."""
+"""WhatsApp Cloud API adapter: verifies Meta's webhook signature and parses it into events."""
 
 from __future__ import annotations
 
@@ -7,14 +7,26 @@ import hmac
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import partial
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import orjson
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from adapters.base import ChannelSecrets
+from adapters.whatsapp.payloads import (
+    AddressedChange,
+    Change,
+    Contact,
+    ContactCard,
+    Entry,
+    Envelope,
+    Error,
+    Interactive,
+    Message,
+    MessagesChange,
+    Status,
+)
 from engine.errors import InvalidPayloadError, SignatureMismatchError
 from engine.events import (
     ChannelType,
@@ -38,173 +50,6 @@ _SIGNATURE = re.compile(r"sha256=([0-9a-fA-F]{64})")
 _FRAGMENT_MAX_CHARS = 2000
 # "pending" is ours, never Meta's; anything else Meta invents is news, not a delivery status.
 _STATUSES = frozenset({"sent", "delivered", "read", "failed"})
-
-
-def _unix_seconds(value: object) -> datetime:
-    # Meta sends unix seconds as a string; pydantic's own coercion would also accept ISO
-    # strings and read large numbers as milliseconds.
-    try:
-        if isinstance(value, str) and value.isascii() and value.isdigit():
-            return datetime.fromtimestamp(int(value), tz=UTC)
-        if type(value) is int:
-            return datetime.fromtimestamp(value, tz=UTC)
-    except (OverflowError, OSError, ValueError):
-        raise ValueError("timestamp out of range") from None
-    raise ValueError("expected unix seconds")
-
-
-_UnixTime = Annotated[datetime, BeforeValidator(_unix_seconds)]
-
-
-class _Provider(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-
-class _Envelope(_Provider):
-    object: Literal["whatsapp_business_account"]
-    entry: list[Any]
-
-
-class _Entry(_Provider):
-    changes: list[Any]
-
-
-class _Metadata(_Provider):
-    phone_number_id: str
-
-
-class _Addressed(_Provider):
-    metadata: _Metadata
-
-
-class _AddressedChange(_Provider):
-    value: _Addressed
-
-
-class _Change(_Provider):
-    field: str
-
-
-class _Profile(_Provider):
-    name: str | None = None
-
-
-class _Contact(_Provider):
-    wa_id: str | None = None
-    profile: _Profile | None = None
-
-
-class _Value(_Provider):
-    contacts: list[_Contact] = []
-    messages: list[Any] = []
-    statuses: list[Any] = []
-    errors: list[Any] = []
-
-
-class _MessagesChange(_Provider):
-    value: _Value
-
-
-class _Error(_Provider):
-    code: int | None = None
-    title: str | None = None
-    message: str | None = None
-
-
-class _Text(_Provider):
-    body: str
-
-
-class _MediaBlock(_Provider):
-    id: str = Field(min_length=1)
-    mime_type: str | None = None
-    sha256: str | None = None
-    caption: str | None = None
-    filename: str | None = None
-    voice: bool = False
-
-
-class _LocationBlock(_Provider):
-    latitude: float = Field(ge=-90, le=90)
-    longitude: float = Field(ge=-180, le=180)
-    name: str | None = None
-    address: str | None = None
-    url: str | None = None
-
-
-class _CardName(_Provider):
-    formatted_name: str
-
-
-class _CardPhone(_Provider):
-    phone: str | None = None
-
-
-class _ContactCard(_Provider):
-    name: _CardName
-    phones: list[_CardPhone] = []
-
-
-class _Reply(_Provider):
-    id: str
-    title: str
-
-
-class _Interactive(_Provider):
-    type: str
-    button_reply: _Reply | None = None
-    list_reply: _Reply | None = None
-
-
-class _Button(_Provider):
-    text: str
-    payload: str | None = None
-
-
-class _ReactionBlock(_Provider):
-    message_id: str
-    emoji: str | None = None
-
-
-class _Context(_Provider):
-    id: str | None = None
-
-
-class _ReferralBlock(_Provider):
-    source_type: str | None = None
-    source_id: str | None = None
-    source_url: str | None = None
-    headline: str | None = None
-    body: str | None = None
-
-
-class _Message(_Provider):
-    id: str
-    from_: str = Field(alias="from")
-    timestamp: _UnixTime
-    type: str
-    context: _Context | None = None
-    referral: _ReferralBlock | None = None
-    errors: list[_Error] = []
-    text: _Text | None = None
-    image: _MediaBlock | None = None
-    video: _MediaBlock | None = None
-    audio: _MediaBlock | None = None
-    document: _MediaBlock | None = None
-    sticker: _MediaBlock | None = None
-    location: _LocationBlock | None = None
-    contacts: list[_ContactCard] | None = None
-    interactive: _Interactive | None = None
-    button: _Button | None = None
-    reaction: _ReactionBlock | None = None
-
-
-class _Status(_Provider):
-    id: str
-    status: str
-    timestamp: _UnixTime
-    recipient_id: str | None = None
-    errors: list[_Error] = []
 
 
 class _MissingFieldError(Exception):
@@ -232,7 +77,7 @@ def _required(block: _Block | None, path: str) -> _Block:
     return block
 
 
-def _media(message: _Message) -> _Content:
+def _media(message: Message) -> _Content:
     blocks = {
         "image": message.image,
         "video": message.video,
@@ -254,7 +99,7 @@ def _media(message: _Message) -> _Content:
     return _Content(kind, body=block.caption, media=(media,))
 
 
-def _interactive(block: _Interactive) -> _Content:
+def _interactive(block: Interactive) -> _Content:
     replies = {"button_reply": block.button_reply, "list_reply": block.list_reply}
     if block.type not in replies:
         return _Content(
@@ -264,7 +109,7 @@ def _interactive(block: _Interactive) -> _Content:
     return _Content(MessageType.INTERACTIVE, body=reply.title, reply_id=reply.id)
 
 
-def _content(message: _Message) -> _Content:
+def _content(message: Message) -> _Content:
     if message.errors:
         error = message.errors[0]
         return _Content(MessageType.UNSUPPORTED, error_code=error.code, error_title=error.title)
@@ -290,19 +135,19 @@ def _content(message: _Message) -> _Content:
             return _Content(MessageType.UNSUPPORTED, error_title=f"unknown type {other}")
 
 
-def _shared_contact(card: _ContactCard) -> SharedContact:
+def _shared_contact(card: ContactCard) -> SharedContact:
     phones = tuple(p.phone for p in card.phones if p.phone)
     return SharedContact(name=card.name.formatted_name, phones=phones)
 
 
-def _sender(wa_id: str, contacts: list[_Contact]) -> Sender:
+def _sender(wa_id: str, contacts: list[Contact]) -> Sender:
     contact = next((c for c in contacts if c.wa_id == wa_id), contacts[0] if contacts else None)
     name = contact.profile.name if contact and contact.profile else None
     return Sender(external_id=wa_id, name=name, phone=wa_id)
 
 
-def _parse_message(raw: Any, *, contacts: list[_Contact]) -> InboundEvent:
-    message = _Message.model_validate(raw)
+def _parse_message(raw: Any, *, contacts: list[Contact]) -> InboundEvent:
+    message = Message.model_validate(raw)
     sender = _sender(message.from_, contacts)
     if message.type == "reaction" and not message.errors:
         reaction = _required(message.reaction, "reaction")
@@ -333,10 +178,10 @@ def _parse_message(raw: Any, *, contacts: list[_Contact]) -> InboundEvent:
 
 
 def _parse_status(raw: Any) -> InboundEvent:
-    status = _Status.model_validate(raw)
+    status = Status.model_validate(raw)
     if status.status not in _STATUSES:
         return ProviderNotice(title=f"status {status.status}")
-    error = status.errors[0] if status.errors else _Error()
+    error = status.errors[0] if status.errors else Error()
     return StatusUpdate(
         provider_message_id=status.id,
         provider_timestamp=status.timestamp,
@@ -348,7 +193,7 @@ def _parse_status(raw: Any) -> InboundEvent:
 
 
 def _parse_error(raw: Any) -> InboundEvent:
-    error = _Error.model_validate(raw)
+    error = Error.model_validate(raw)
     return ProviderNotice(code=error.code, title=error.title or error.message or "untitled error")
 
 
@@ -374,10 +219,10 @@ def _guard(part: str, raw: Any, parse_part: Callable[[Any], InboundEvent]) -> In
 
 def _parse_change(raw: Any) -> list[InboundEvent]:
     try:
-        field = _Change.model_validate(raw).field
+        field = Change.model_validate(raw).field
         if field != "messages":
             return [ProviderNotice(title=f"unsupported field {field}")]
-        value = _MessagesChange.model_validate(raw).value
+        value = MessagesChange.model_validate(raw).value
     except ValidationError as exc:
         return [_malformed(_describe("change", exc), raw)]
     return [
@@ -390,26 +235,26 @@ def _parse_change(raw: Any) -> list[InboundEvent]:
     ]
 
 
-def _load_envelope(body: bytes) -> _Envelope:
+def _load_envelope(body: bytes) -> Envelope:
     # `from None`: pydantic's message quotes the input, and bodies must not reach the logs.
     try:
-        return _Envelope.model_validate(orjson.loads(body))
+        return Envelope.model_validate(orjson.loads(body))
     except orjson.JSONDecodeError:
         raise InvalidPayloadError("body is not JSON") from None
     except ValidationError:
         raise InvalidPayloadError("not a whatsapp_business_account webhook") from None
 
 
-def _addressed_changes(envelope: _Envelope) -> Iterator[tuple[str, Any]]:
+def _addressed_changes(envelope: Envelope) -> Iterator[tuple[str, Any]]:
     """(phone_number_id, raw change) pairs; parts naming no number belong to no channel."""
     for raw_entry in envelope.entry:
         try:
-            entry = _Entry.model_validate(raw_entry)
+            entry = Entry.model_validate(raw_entry)
         except ValidationError:
             continue
         for raw_change in entry.changes:
             try:
-                addressed = _AddressedChange.model_validate(raw_change)
+                addressed = AddressedChange.model_validate(raw_change)
             except ValidationError:
                 continue
             yield addressed.value.metadata.phone_number_id, raw_change

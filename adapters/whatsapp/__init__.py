@@ -1,0 +1,5 @@
+"""WhatsApp Cloud API channel."""
+
+from adapters.whatsapp.adapter import ADAPTER, WhatsAppAdapter
+
+__all__ = ["ADAPTER", "WhatsAppAdapter"]
