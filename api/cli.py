@@ -161,6 +161,7 @@ def cmd_channel_create(args: argparse.Namespace, settings: Settings, out: Output
 def cmd_serve(args: argparse.Namespace, settings: Settings, out: Output) -> None:
     import uvicorn
 
+    _require_schema(settings)
     uvicorn.run(
         "api.app:app_from_env",
         factory=True,
@@ -172,6 +173,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings, out: Output) -> None
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings, out: Output) -> None:
+    _require_schema(settings)
     processes = str(args.processes or settings.WORKER_PROCESSES)
     threads = str(args.threads or settings.WORKER_THREADS)
     argv = [sys.executable, "-m", "dramatiq", "actors.worker_entry", "-p", processes, "-t", threads]
@@ -182,6 +184,7 @@ def cmd_scheduler(args: argparse.Namespace, settings: Settings, out: Output) -> 
     from actors.scheduler import Scheduler
     from actors.wiring import build_worker_deps
 
+    _require_schema(settings)
     deps = build_worker_deps(settings, _runtime(settings))
     scheduler = Scheduler(deps)
     signal.signal(signal.SIGTERM, lambda *_: scheduler.stop())
@@ -193,8 +196,14 @@ def cmd_run(args: argparse.Namespace, settings: Settings, out: Output) -> None:
     from honcho.environ import parse_procfile
     from honcho.manager import Manager
 
+    from engine.db import apply_schema
+
+    procfile_path = Path(args.procfile)
+    if not procfile_path.is_file():
+        raise CliError(f"--procfile: no file {procfile_path}")
+    procfile = parse_procfile(procfile_path.read_text())
     runtime = _runtime(settings)  # start embedded services once; children find them
-    procfile = parse_procfile(Path(args.procfile).read_text())
+    apply_schema(runtime.database_url)  # idempotent: `run` is the one-command start
     manager = Manager()
     env = dict(os.environ)
     for name, process in procfile.processes.items():
@@ -289,12 +298,34 @@ def _runtime(settings: Settings) -> Any:
 
 
 def _db(settings: Settings) -> Any:
-    from engine.db import create_db_engine, schema_version
+    from engine.db import create_db_engine
 
     db = create_db_engine(_runtime(settings).database_url, pool_size=2)
-    if schema_version(db) is None:
-        raise CliError("the database has no schema yet: run `flowdesk db init` first")
+    _check_schema(db)
     return db
+
+
+def _require_schema(settings: Settings) -> None:
+    """Refuse to start a process against a database nobody initialised."""
+    from engine.db import create_db_engine
+
+    db = create_db_engine(_runtime(settings).database_url, pool_size=1)
+    try:
+        _check_schema(db)
+    finally:
+        db.dispose()
+
+
+def _check_schema(db: Any) -> None:
+    from engine.db import SCHEMA_VERSION, schema_version
+
+    version = schema_version(db)
+    if version is None:
+        raise CliError("the database has no schema yet: run `flowdesk db init` first")
+    if version < SCHEMA_VERSION:
+        raise CliError(
+            f"schema version {version} is older than {SCHEMA_VERSION}: run `flowdesk db init`"
+        )
 
 
 def _broker(settings: Settings) -> Any:
