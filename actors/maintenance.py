@@ -34,8 +34,9 @@ def sweep(d: WorkerDeps) -> SweepResult:
         inbox_ids = get_stale_inbox_ids(
             conn, older_than_s=d.settings.INBOX_SWEEP_AFTER_S, limit=SWEEP_LIMIT
         )
-        for start in range(0, len(inbox_ids), batch):
-            process_inbox.send(inbox_ids[start : start + batch])
+    # Send only after commit: until then the rows are locked, and a worker would skip them.
+    for start in range(0, len(inbox_ids), batch):
+        process_inbox.send(inbox_ids[start : start + batch])
     with system_tx(d.db) as conn:
         outbox_ids = get_stale_outbox_ids(
             conn, older_than_s=d.settings.INBOX_SWEEP_AFTER_S, limit=SWEEP_LIMIT

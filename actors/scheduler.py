@@ -35,6 +35,7 @@ class Scheduler:
     def run(self) -> None:
         """Block: wait for leadership, run the jobs, stop when asked (or when the lock is lost)."""
         with self.deps.db.connect() as conn:
+            got = False
             while not self._stop.is_set():
                 got = conn.execute(
                     text("SELECT pg_try_advisory_lock(:k)"), {"k": LEADER_LOCK_KEY}
@@ -43,7 +44,7 @@ class Scheduler:
                 if got:
                     break
                 self._stop.wait(self.poll_s)
-            if self._stop.is_set():
+            if not got:
                 return
             self.is_leader = True
             log.info("scheduler is leader", extra={})
@@ -56,6 +57,9 @@ class Scheduler:
             finally:
                 self._jobs.shutdown(wait=False)
                 self.is_leader = False
+                # The lock belongs to the session, not the checkout: back in the pool, this
+                # connection would keep every other copy from ever leading.
+                conn.invalidate()
 
     def stop(self) -> None:
         self._stop.set()

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import quote
 
-from pydantic import AnyHttpUrl, Field, ValidationError, field_validator
+from pydantic import AnyHttpUrl, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 
@@ -72,6 +72,12 @@ class Settings(BaseSettings):
         # load_settings() hands over the environment explicitly, so tests can pass their own.
         return (init_settings,)
 
+    @field_validator("DB_HOST")
+    @classmethod
+    def _empty_host_is_unset(cls, value: str | None) -> str | None:
+        # `DB_HOST=` must select the embedded database, as an empty DATABASE_URL does.
+        return value or None
+
     @field_validator("DATABASE_URL")
     @classmethod
     def _check_database_url(cls, value: str | None) -> str | None:
@@ -98,6 +104,12 @@ class Settings(BaseSettings):
         if not value.startswith(("amqp://", "amqps://")):
             raise ValueError("must start with amqp:// or amqps://")
         return value
+
+    @model_validator(mode="after")
+    def _check_backoff(self) -> Settings:
+        if self.MIN_BACKOFF_MS > self.MAX_BACKOFF_MS:
+            raise ValueError("MIN_BACKOFF_MS must not exceed MAX_BACKOFF_MS")
+        return self
 
     @property
     def database_configured(self) -> bool:
@@ -141,7 +153,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
-            name = ".".join(str(p) for p in err["loc"]) or "settings"
+            name = ".".join(str(p) for p in err["loc"])
+            if not name:  # a rule across several variables; the message names them
+                lines.append(str(err["msg"]).removeprefix("Value error, "))
+                continue
             lines.append(f"{name}: {err['msg']} (got {_shown(name, known.get(name))})")
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
 

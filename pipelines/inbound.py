@@ -168,15 +168,23 @@ def enrich(events: Sequence[ValidatedEvent], *, conn: Connection) -> list[Enrich
 def route(events: Sequence[EnrichedEvent], *, conn: Connection) -> list[RoutedEvent]:
     """Find or create the live ticket of each inbound message's contact.
 
-    Reactions and statuses attach to existing messages and need no ticket. Queue, agent and
-    bot decisions are made here too once automation exists; today every new ticket waits,
-    pending, for any agent.
+    Reactions and statuses attach to existing messages and need no ticket; neither does a
+    message stored before (a redelivery must not reopen a ticket closed since). Queue, agent
+    and bot decisions are made here too once automation exists; today every new ticket
+    waits, pending, for any agent.
     """
     out: list[RoutedEvent] = []
     for e in events:
         v = e.validated
         ticket = None
-        if isinstance(v.event, InboundMessage) and e.contact_id is not None:
+        if (
+            isinstance(v.event, InboundMessage)
+            and e.contact_id is not None
+            and conv.get_message_by_provider_id(
+                conn, channel_id=v.channel_id, provider_message_id=v.event.provider_message_id
+            )
+            is None
+        ):
             ticket = conv.find_or_create_ticket(
                 conn, tenant_id=v.tenant_id, channel_id=v.channel_id, contact_id=e.contact_id
             )
@@ -197,8 +205,11 @@ def persist(events: Sequence[RoutedEvent], *, conn: Connection) -> BatchOutcome:
     for r in events:
         v = r.enriched.validated
         event = v.event
-        if isinstance(event, InboundMessage) and r.ticket is not None:
-            _persist_message(conn, r, event, outcome)
+        if isinstance(event, InboundMessage):
+            if r.ticket is None:
+                outcome.duplicates += 1  # stored before, so route gave it no ticket
+            else:
+                _persist_message(conn, r, event, outcome)
         elif isinstance(event, Reaction) and r.enriched.contact_id is not None:
             _persist_reaction(conn, v, event, r.enriched.contact_id, outcome)
         elif isinstance(event, StatusUpdate):

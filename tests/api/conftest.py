@@ -20,7 +20,7 @@ from engine.db import apply_schema, create_async_db_engine, create_db_engine, sy
 from tests.api.helpers import SETTINGS, Seed, seed_database
 
 PG_SERVER = "postgres@127.0.0.1:5432"
-DB_NAME = "flowdesk_test_api"
+DB_NAME = f"flowdesk_test_api_{os.getpid()}"
 DB_URL = f"postgresql+psycopg://{PG_SERVER}/{DB_NAME}"
 
 

@@ -1,0 +1,411 @@
+"""The `flowdesk` command line, run in-process against the real database, Redis and a worker."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import dramatiq
+import psycopg
+import pytest
+import redis
+from sqlalchemy import Engine, text
+
+from api.cli import main
+from engine import security
+from engine.db import SCHEMA_VERSION, create_db_engine, system_tx
+from engine.store.dead_letters import NewDeadLetter, insert_dead_letter
+from engine.store.tenants import insert_tenant
+from tests.conftest import count
+from tests.support.harness import fixture_bytes, running_engine, seed_whatsapp
+
+BACKEND_URL = "https://desk.example.com"
+WHATSAPP_CONFIG = {
+    "phone_number_id": "106540352242999",
+    "access_token": "EAAG-token",
+    "app_secret": "app-secret-0123",
+    "verify_token": "verify-token-0123",
+}
+
+
+@dataclass(frozen=True)
+class Ran:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+@pytest.fixture
+def engine_db(database_url: str) -> Iterator[Engine]:
+    """The session database, emptied (tests/api's own `db` fixture is an async engine)."""
+    with psycopg.connect(database_url.replace("+psycopg", "")) as conn:
+        tables = [
+            r[0]
+            for r in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
+                "AND tablename <> 'schema_migrations'"
+            )
+        ]
+        conn.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+    engine = create_db_engine(database_url, pool_size=2)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def cli_env(
+    monkeypatch: pytest.MonkeyPatch,
+    engine_db: Engine,
+    database_url: str,
+    redis_url: str,
+    queue_prefix: str,
+) -> Iterator[None]:
+    monkeypatch.setenv(
+        "DATABASE_URL", database_url.replace("postgresql+psycopg://", "postgresql://")
+    )
+    monkeypatch.setenv("REDIS_URI", redis_url)
+    monkeypatch.setenv("QUEUE_PREFIX", queue_prefix)
+    monkeypatch.setenv("JWT_SECRET", "a-test-secret-of-enough-length")
+    monkeypatch.setenv("BACKEND_URL", BACKEND_URL)
+    monkeypatch.delenv("AMQP_URL", raising=False)
+    monkeypatch.setattr(security, "BCRYPT_ROUNDS", 4)
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        yield
+    finally:  # the command line configures logging for its process; give pytest its own back
+        root.handlers[:] = handlers
+        root.setLevel(level)
+
+
+@pytest.fixture
+def cli(cli_env: None, capsys: pytest.CaptureFixture[str]) -> Any:
+    def run(*argv: str, as_json: bool = True) -> Ran:
+        code = 0
+        try:
+            main(["--json", *argv] if as_json else list(argv))
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        captured = capsys.readouterr()
+        return Ran(code, captured.out, captured.err)
+
+    return run
+
+
+def _create_tenant(cli: Any, email: str, *, name: str = "Acme", as_json: bool = True) -> Ran:
+    argv = f"tenant create --name {name} --admin-email {email} --admin-password".split()
+    return cli(*argv, "correct horse", as_json=as_json)
+
+
+def _tenant(cli: Any, email: str = "admin@acme.test") -> int:
+    ran = _create_tenant(cli, email)
+    assert ran.code == 0, ran.err
+    return int(ran.json()["tenant_id"])
+
+
+def _create_channel(
+    cli: Any, tenant: int, config: str, *, type: str = "whatsapp", as_json: bool = True
+) -> Ran:
+    argv = f"channel create --tenant {tenant} --type {type} --name Sales --config".split()
+    return cli(*argv, config, as_json=as_json)
+
+
+def _one_line_error(ran: Ran) -> str:
+    assert ran.code == 2
+    assert ran.out == ""
+    lines = ran.err.strip().splitlines()
+    assert len(lines) == 1, ran.err
+    assert lines[0].startswith("flowdesk: error: ")
+    return lines[0]
+
+
+# set-up commands ------------------------------------------------------------------------
+
+
+def test_db_init_is_idempotent(cli: Any) -> None:
+    first, second = cli("db", "init"), cli("db", "init")
+    assert (first.code, second.code) == (0, 0)
+    assert first.json() == second.json() == {"schema_version": SCHEMA_VERSION}
+
+
+def test_tenant_then_whatsapp_channel_prints_its_webhook_url(cli: Any, engine_db: Engine) -> None:
+    tenant_id = _tenant(cli)
+    ran = _create_channel(cli, tenant_id, json.dumps(WHATSAPP_CONFIG))
+    assert ran.code == 0, ran.err
+    channel_id = ran.json()["channel_id"]
+    assert ran.json()["webhook_url"] == f"{BACKEND_URL}/webhooks/whatsapp/{channel_id}"
+    assert (
+        count(
+            engine_db,
+            "SELECT count(*) FROM channels WHERE id = :id AND tenant_id = :t "
+            "AND external_id = :ext AND secrets ->> 'app_secret' = :secret",
+            id=channel_id,
+            t=tenant_id,
+            ext=WHATSAPP_CONFIG["phone_number_id"],
+            secret=WHATSAPP_CONFIG["app_secret"],
+        )
+        == 1
+    )
+    human = _create_tenant(cli, "b@beta.test", name="Beta", as_json=False)
+    assert human.code == 0 and "created" in human.out
+
+
+@pytest.mark.parametrize(
+    ("config", "names"),
+    [
+        ('{"phone_number_id": ', "--config: not JSON"),
+        (
+            json.dumps({k: v for k, v in WHATSAPP_CONFIG.items() if k != "access_token"}),
+            "access_token",
+        ),
+        (json.dumps({**WHATSAPP_CONFIG, "phone_number_id": "not-digits"}), "phone_number_id"),
+        (json.dumps({**WHATSAPP_CONFIG, "surprise": 1}), "surprise"),
+    ],
+)
+def test_bad_channel_config_is_refused_with_one_line_naming_it(
+    cli: Any, engine_db: Engine, config: str, names: str
+) -> None:
+    tenant_id = _tenant(cli)
+    ran = _create_channel(cli, tenant_id, config, as_json=False)
+    line = _one_line_error(ran)
+    assert "--config" in line and names in line
+    assert "EAAG-token" not in line  # a secret is never echoed back
+    assert count(engine_db, "SELECT count(*) FROM channels") == 0
+
+
+def test_channel_for_an_unknown_tenant_is_refused(cli: Any, engine_db: Engine) -> None:
+    ran = _create_channel(cli, 424242, json.dumps(WHATSAPP_CONFIG), as_json=False)
+    assert "--tenant: no tenant 424242" in _one_line_error(ran)
+    assert count(engine_db, "SELECT count(*) FROM channels") == 0
+
+
+def test_channel_types_not_built_yet_are_refused(cli: Any) -> None:
+    tenant_id = _tenant(cli)
+    ran = _create_channel(cli, tenant_id, "{}", type="telegram", as_json=False)
+    assert "'telegram' is not available yet" in _one_line_error(ran)
+
+
+def test_duplicate_admin_email_is_refused_and_creates_no_tenant(
+    cli: Any, engine_db: Engine
+) -> None:
+    _tenant(cli, "ops@acme.test")
+    ran = _create_tenant(cli, "OPS@acme.test", name="Acme2", as_json=False)
+    assert "--admin-email" in _one_line_error(ran) and "already a user" in ran.err
+    assert count(engine_db, "SELECT count(*) FROM tenants") == 1
+
+
+def test_json_errors_are_one_json_document_on_stderr(cli: Any) -> None:
+    ran = _create_channel(cli, 1, "{}", type="sms")
+    assert ran.code == 2
+    assert json.loads(ran.err) == {"error": "--type: 'sms' is not available yet (whatsapp)"}
+
+
+# dead letters -----------------------------------------------------------------------------
+
+
+def _dead_letter(
+    db: Engine,
+    *,
+    actor: str = "process_inbox",
+    error_class: str = "PermanentError",
+    tenant_id: int | None = None,
+    age_s: int = 0,
+    payload: dict[str, object] | None = None,
+    requeued: bool = False,
+) -> int:
+    message = payload or {
+        "queue_name": "inbound",
+        "actor_name": actor,
+        "args": [[1]],
+        "kwargs": {},
+        "options": {},
+    }
+    with system_tx(db) as conn:
+        dl_id = insert_dead_letter(
+            conn,
+            NewDeadLetter(
+                tenant_id=tenant_id,
+                actor=actor,
+                queue=str(message["queue_name"]),
+                message_id="m-1",
+                payload_json=json.dumps(message),
+                error_class=error_class,
+                error_message=f"{error_class} in {actor}",
+                traceback=f'Traceback (most recent call last):\n  File "x.py"\n{error_class}: boom',
+                attempts=3,
+            ),
+        )
+        conn.execute(
+            text(
+                "UPDATE dead_letters SET created_at = now() - make_interval(secs => :age), "
+                "requeued_at = CASE WHEN :rq THEN now() END WHERE id = :id"
+            ),
+            {"age": age_s, "rq": requeued, "id": dl_id},
+        )
+    return dl_id
+
+
+def _ids(ran: Ran) -> list[int]:
+    assert ran.code == 0, ran.err
+    return [int(d["id"]) for d in ran.json()]
+
+
+def test_dlq_list_filters(cli: Any, engine_db: Engine) -> None:
+    with system_tx(engine_db) as conn:
+        acme, beta = insert_tenant(conn, name="Acme"), insert_tenant(conn, name="Beta")
+    old = _dead_letter(engine_db, age_s=7200, tenant_id=acme)
+    fresh = _dead_letter(engine_db, error_class="InvalidPayloadError", tenant_id=beta)
+    other = _dead_letter(engine_db, actor="publish_outbox", error_class="RateLimitedError")
+    _dead_letter(engine_db, requeued=True)
+
+    assert _ids(cli("dlq", "list")) == [other, fresh, old]  # newest first, live only
+    assert _ids(cli("dlq", "list", "--actor", "publish_outbox")) == [other]
+    assert _ids(cli("dlq", "list", "--error-class", "InvalidPayloadError")) == [fresh]
+    assert _ids(cli("dlq", "list", "--older-than", "1h")) == [old]
+    assert _ids(cli("dlq", "list", "--newer-than", "30m")) == [other, fresh]
+    assert _ids(cli("dlq", "list", "--tenant", str(acme))) == [old]
+    assert _ids(cli("dlq", "list", "--actor", "process_inbox", "--newer-than", "1h")) == [fresh]
+    assert len(_ids(cli("dlq", "list", "--include-requeued"))) == 4
+    assert _ids(cli("dlq", "list", "--limit", "1")) == [other]
+    human = cli("dlq", "list", "--error-class", "RateLimitedError", as_json=False)
+    assert "publish_outbox" in human.out and "RateLimitedError" in human.out
+    assert cli("dlq", "list", "--actor", "nobody", as_json=False).out.strip() == "no dead letters"
+
+
+@pytest.mark.parametrize(
+    ("argv", "names"),
+    [
+        (("dlq", "list", "--older-than", "5x"), "--older-than"),
+        (("dlq", "list", "--newer-than", "-3h"), "--newer-than"),
+        (("dlq", "requeue", "--id", "0"), "--id"),
+    ],
+)
+def test_bad_dlq_arguments_exit_2_naming_the_argument(
+    cli: Any, argv: tuple[str, ...], names: str
+) -> None:
+    ran = cli(*argv, as_json=False)
+    assert ran.code == 2
+    assert ran.out == ""
+    last = ran.err.strip().splitlines()[-1]  # argparse prints usage first, then the error
+    assert "error" in last and names in last
+
+
+def test_requeue_or_purge_without_saying_which_is_refused(cli: Any, engine_db: Engine) -> None:
+    _dead_letter(engine_db)
+    for command in ("requeue", "purge"):
+        line = _one_line_error(cli("dlq", command, as_json=False))
+        assert "--id, a filter, or --all" in line
+    assert count(engine_db, "SELECT count(*) FROM dead_letters WHERE requeued_at IS NULL") == 1
+
+
+def test_dlq_show_has_payload_and_traceback(cli: Any, engine_db: Engine) -> None:
+    dl_id = _dead_letter(engine_db, error_class="ProviderRejectedError")
+    shown = cli("dlq", "show", str(dl_id)).json()
+    assert shown["id"] == dl_id
+    assert shown["payload"]["actor_name"] == "process_inbox"
+    assert shown["payload"]["args"] == [[1]]
+    assert shown["traceback"].endswith("ProviderRejectedError: boom")
+    assert shown["attempts"] == 3
+    human = cli("dlq", "show", str(dl_id), as_json=False).out
+    assert "traceback: Traceback" in human and "ProviderRejectedError" in human
+    assert f"no dead letter {dl_id + 100}" in _one_line_error(
+        cli("dlq", "show", str(dl_id + 100), as_json=False)
+    )
+
+
+def test_dlq_purge_by_error_class_removes_only_those(cli: Any, engine_db: Engine) -> None:
+    doomed = [_dead_letter(engine_db, error_class="InvalidPayloadError") for _ in range(2)]
+    kept = _dead_letter(engine_db, error_class="PermanentError")
+    ran = cli("dlq", "purge", "--error-class", "InvalidPayloadError")
+    assert ran.json() == {"purged": len(doomed)}
+    assert _ids(cli("dlq", "list", "--include-requeued")) == [kept]
+
+
+def _broker_messages(redis_url: str, prefix: str, queue: str) -> list[dramatiq.Message[Any]]:
+    client = redis.Redis.from_url(redis_url)
+    return [dramatiq.Message.decode(raw) for raw in client.hvals(f"{prefix}:{queue}.msgs")]
+
+
+def test_dlq_requeue_all_and_by_filter_puts_each_live_one_on_the_broker_once(
+    cli: Any, engine_db: Engine, redis_url: str, queue_prefix: str
+) -> None:
+    inbound = [_dead_letter(engine_db) for _ in range(2)]
+    outbound = _dead_letter(
+        engine_db,
+        actor="publish_outbox",
+        payload={
+            "queue_name": "deliver",
+            "actor_name": "publish_outbox",
+            "args": [[5, 6]],
+            "kwargs": {},
+            "options": {},
+        },
+    )
+    _dead_letter(engine_db, requeued=True)
+
+    assert cli("dlq", "requeue", "--actor", "publish_outbox").json() == {"requeued": [outbound]}
+    [sent] = _broker_messages(redis_url, queue_prefix, "deliver")
+    assert (sent.actor_name, sent.args) == ("publish_outbox", ([5, 6],))
+    assert sent.options["requeued_from"] == outbound
+
+    assert cli("dlq", "requeue", "--all").json() == {"requeued": inbound}
+    queued = _broker_messages(redis_url, queue_prefix, "inbound")
+    assert sorted(m.options["requeued_from"] for m in queued) == inbound
+    assert {m.actor_name for m in queued} == {"process_inbox"}
+    assert cli("dlq", "requeue", "--all").json() == {"requeued": []}  # nothing live is left
+    assert len(_broker_messages(redis_url, queue_prefix, "inbound")) == 2
+    assert _ids(cli("dlq", "list")) == []
+    rows = cli("dlq", "list", "--include-requeued").json()
+    assert all(r["requeued_at"] is not None for r in rows)
+    assert sorted(r["requeue_count"] for r in rows) == [0, 1, 1, 1]
+
+
+def test_dlq_requeue_brings_a_dead_inbox_row_back_to_life(
+    cli: Any, engine_db: Engine, database_url: str, redis_url: str, queue_prefix: str
+) -> None:
+    seeded = seed_whatsapp(engine_db)
+    with system_tx(engine_db) as conn:
+        inbox_id = conn.execute(
+            text(
+                "INSERT INTO inbox (tenant_id, channel_id, dedupe_key, body, status, attempts, "
+                "note) VALUES (:t, :c, 'k-1', :b, 'dead', 1, 'database refused the batch') "
+                "RETURNING id"
+            ),
+            {
+                "t": seeded.tenant_id,
+                "c": seeded.channel_id,
+                "b": fixture_bytes("whatsapp", "text.json"),
+            },
+        ).scalar_one()
+    dl_id = _dead_letter(
+        engine_db,
+        tenant_id=seeded.tenant_id,
+        payload={
+            "queue_name": "inbound",
+            "actor_name": "process_inbox",
+            "args": [[inbox_id]],
+            "kwargs": {},
+            "options": {},
+        },
+    )
+    with running_engine(
+        database_url=database_url, redis_url=redis_url, queue_prefix=queue_prefix
+    ) as running:
+        assert cli("dlq", "requeue", "--id", str(dl_id)).json() == {"requeued": [dl_id]}
+        running.drain()
+        assert count(engine_db, "SELECT count(*) FROM inbox WHERE status = 'processed'") == 1
+        assert cli("dlq", "requeue", "--id", str(dl_id)).json() == {"requeued": []}
+        running.drain()
+
+    assert count(engine_db, "SELECT count(*) FROM messages") == 1
+    assert count(engine_db, "SELECT unread_count FROM tickets") == 1
+    shown = cli("dlq", "show", str(dl_id)).json()
+    assert shown["requeued_at"] is not None
+    assert shown["requeue_count"] == 1
+    assert _ids(cli("dlq", "list")) == []
