@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import redis
 from sqlalchemy import Engine
 
-from adapters.base import ChannelAdapter
+from adapters.base import InboundAdapter
 from config import Settings
 from engine.db import system_tx
 from engine.events import ChannelType
@@ -20,7 +20,7 @@ class WorkerDeps:
     settings: Settings
     db: Engine
     redis: redis.Redis
-    adapters: Mapping[ChannelType, ChannelAdapter]
+    adapters: Mapping[ChannelType, InboundAdapter]
 
     def record_dead_letter(self, dl: NewDeadLetter) -> None:
         with system_tx(self.db) as conn:
@@ -46,7 +46,7 @@ def current() -> WorkerDeps:
     return _current
 
 
-def default_adapters() -> dict[ChannelType, ChannelAdapter]:
+def default_adapters() -> dict[ChannelType, InboundAdapter]:
     """Every channel adapter this engine ships."""
     from adapters.whatsapp import ADAPTER as WHATSAPP
 

@@ -1,42 +1,83 @@
-"""The contract every channel adapter fulfils, and the secrets it is handed."""
+"""The contracts every channel adapter fulfils: inbound (webhooks) and outbound (sends)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Protocol
 
-from engine.events import ChannelSecrets, ChannelType, InboundEvent
+import httpx
 
-__all__ = ["ChannelAdapter", "ChannelSecrets"]
+from engine.events import (
+    ChannelConnection,
+    ChannelSecrets,
+    ChannelType,
+    InboundEvent,
+    Media,
+    MediaContent,
+    OutboundMessage,
+    SendResult,
+    WebhookRequest,
+)
+
+__all__ = ["ChannelAdapter", "ChannelSecrets", "InboundAdapter", "OutboundAdapter"]
 
 
-class ChannelAdapter(Protocol):
-    """Turns one provider's webhooks into canonical events (and, later, sends for it)."""
+class InboundAdapter(Protocol):
+    """Turns one provider's webhooks into canonical events."""
 
     channel_type: ChannelType
 
-    def verify(self, body: bytes, headers: Mapping[str, str], secrets: ChannelSecrets) -> None:
-        """Check the provider's signature over the raw bytes.
+    def verify(self, request: WebhookRequest, secrets: ChannelSecrets) -> None:
+        """Check the provider's signature (or secret token) over the raw request.
 
-        Raises SignatureMismatchError when it is missing or wrong. Must run before any parsing.
+        Raises SignatureMismatchError when it is missing or wrong. Runs before any parsing.
         """
         ...
 
-    def address_ids(self, body: bytes) -> set[str]:
-        """The provider addresses (e.g. WhatsApp phone_number_id) this verified body is for.
+    def address_ids(self, request: WebhookRequest) -> set[str] | None:
+        """The provider addresses (phone_number_id, page id, Twilio number, inbound e-mail
+        address…) this verified request is for; None when the URL's channel is the only one
+        it can be for (Telegram: one bot per URL).
 
-        Raises InvalidPayloadError when the body is not JSON of the provider's envelope shape.
+        Raises InvalidPayloadError when the body is not of the provider's envelope shape.
         """
         ...
 
-    def dedupe_key(self, body: bytes) -> str:
-        """A key equal for every redelivery of the same webhook."""
+    def dedupe_key(self, request: WebhookRequest) -> str:
+        """A key equal for every redelivery of the same webhook (provider event id if any)."""
         ...
 
-    def parse(self, body: bytes, *, address_id: str) -> Sequence[InboundEvent]:
+    def parse(self, body: bytes, *, address_id: str, content_type: str) -> Sequence[InboundEvent]:
         """Canonical events of `body` addressed to `address_id`, in document order.
 
         Never raises for a malformed part: that part becomes a MalformedEvent with its reason,
         so one bad entry cannot sink its neighbours. Pure: no I/O.
         """
         ...
+
+
+class OutboundAdapter(Protocol):
+    """Sends for one provider and translates its failures at the edge."""
+
+    channel_type: ChannelType
+
+    def send(
+        self, message: OutboundMessage, *, channel: ChannelConnection, http: httpx.Client
+    ) -> SendResult:
+        """Deliver one message through the provider's API (base URL from channel.config).
+
+        Raises RateLimitedError (with the provider's retry-after as delay_ms),
+        ProviderUnavailableError (timeouts, 5xx), ProviderRejectedError (with the provider's
+        error code) or RecipientMovedError. No httpx exception escapes.
+        """
+        ...
+
+    def fetch_media(
+        self, media: Media, *, channel: ChannelConnection, http: httpx.Client
+    ) -> MediaContent:
+        """Download an inbound media item's bytes. Same error translation as send."""
+        ...
+
+
+class ChannelAdapter(InboundAdapter, OutboundAdapter, Protocol):
+    """A whole channel: what the registry holds."""

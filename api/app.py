@@ -20,7 +20,7 @@ from actors.broker import bind_actors, build_broker
 from actors.deps import default_adapters
 from actors.inbound import process_inbox
 from actors.middleware import RetryPolicy
-from adapters.base import ChannelAdapter
+from adapters.base import InboundAdapter
 from api import auth, read, webhooks
 from api.channels import ChannelDirectory, RejectionCounters
 from api.errors import ApiError, api_error_handler
@@ -43,7 +43,7 @@ class AppDeps:
     settings: Settings
     db: AsyncEngine
     redis: aioredis.Redis
-    adapters: Mapping[ChannelType, ChannelAdapter]
+    adapters: Mapping[ChannelType, InboundAdapter]
     ingest: GroupCommitter
     channels: ChannelDirectory
     counters: RejectionCounters

@@ -117,7 +117,7 @@ def cmd_channel_create(args: argparse.Namespace, settings: Settings, out: Output
 
     from adapters.base import ChannelSecrets
     from engine.db import system_tx
-    from engine.events import ChannelType
+    from engine.events import ChannelConfig, ChannelType
     from engine.store.channels import insert_channel
     from engine.store.tenants import tenant_exists
 
@@ -142,7 +142,7 @@ def cmd_channel_create(args: argparse.Namespace, settings: Settings, out: Output
                 type=ChannelType.WHATSAPP,
                 name=args.name,
                 external_id=config.phone_number_id,
-                config={"api_base_url": config.api_base_url},
+                config=ChannelConfig(api_base_url=config.api_base_url),
                 secrets=ChannelSecrets(
                     access_token=config.access_token,
                     app_secret=config.app_secret,

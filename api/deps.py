@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Protocol
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 
-from adapters.base import ChannelAdapter
+from adapters.base import InboundAdapter
 from config.settings import Settings
 from engine.events import ChannelType
 
@@ -34,7 +34,7 @@ class WebhookDeps(ApiDeps, Protocol):
     """What the webhook endpoints need on top of ApiDeps."""
 
     @property
-    def adapters(self) -> Mapping[ChannelType, ChannelAdapter]: ...
+    def adapters(self) -> Mapping[ChannelType, InboundAdapter]: ...
 
     @property
     def ingest(self) -> GroupCommitter: ...

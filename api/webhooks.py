@@ -1,4 +1,4 @@
-"""Webhook endpoints: verify ▸ record durably ▸ 2xx. No pipeline logic runs here."""
+"""Webhook endpoints for every channel: verify ▸ record durably ▸ 2xx. No pipeline logic here."""
 
 from __future__ import annotations
 
@@ -9,21 +9,33 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from adapters.base import ChannelAdapter
+from adapters.base import InboundAdapter
 from api.deps import WebhookDeps
 from api.errors import ApiError
 from engine.db import async_system_tx
 from engine.errors import DatabaseUnavailableError, InvalidPayloadError, SignatureMismatchError
-from engine.events import ChannelType
+from engine.events import ChannelType, WebhookRequest
 from engine.store.channels import Channel, get_tenant_channels_by_address_async
 from engine.store.inbox import InboxWrite
 
 log = logging.getLogger(__name__)
 
+# Meta's channels prove a webhook URL with a GET handshake before sending anything.
+_HANDSHAKE_TYPES = {ChannelType.WHATSAPP, ChannelType.MESSENGER, ChannelType.INSTAGRAM}
+# Twilio warns about any answer that is not TwiML; an empty <Response/> means "no reply".
+_TWIML_EMPTY = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
+
 
 def _deps(request: Request) -> WebhookDeps:
     deps: WebhookDeps = request.app.state.deps
     return deps
+
+
+def _channel_type(request: Request) -> ChannelType:
+    try:
+        return ChannelType(request.path_params["channel_type"])
+    except ValueError:
+        raise ApiError(404, "unknown_channel_type", "no such channel type") from None
 
 
 async def _channel(request: Request, expected: ChannelType) -> Channel:
@@ -49,9 +61,19 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def _public_url(request: Request, deps: WebhookDeps) -> str:
+    """The URL the provider called, as configured publicly (Twilio signs this exact string)."""
+    base = str(deps.settings.BACKEND_URL).rstrip("/")
+    query = request.url.query
+    return f"{base}{request.url.path}" + (f"?{query}" if query else "")
+
+
 async def meta_handshake(request: Request) -> Response:
     """GET verification: echo hub.challenge when hub.verify_token matches the channel's."""
-    channel = await _channel(request, ChannelType.WHATSAPP)
+    channel_type = _channel_type(request)
+    if channel_type not in _HANDSHAKE_TYPES:
+        raise ApiError(405, "method_not_allowed", "this channel type has no GET handshake")
+    channel = await _channel(request, channel_type)
     params = request.query_params
     token = params.get("hub.verify_token", "")
     expected = channel.secrets.verify_token or ""
@@ -62,56 +84,77 @@ async def meta_handshake(request: Request) -> Response:
     return PlainTextResponse(params.get("hub.challenge", ""))
 
 
-async def whatsapp_webhook(request: Request) -> Response:
-    """POST: signature over the raw bytes first, then route by phone_number_id, then commit."""
+async def receive_webhook(request: Request) -> Response:
+    """POST: verify over the raw bytes first, then route to the tenant's channel, then commit."""
     deps = _deps(request)
-    channel = await _channel(request, ChannelType.WHATSAPP)
-    adapter: ChannelAdapter = deps.adapters[ChannelType.WHATSAPP]
-    body = await _read_body(request, deps.settings.INGEST_MAX_BODY_BYTES)
+    channel_type = _channel_type(request)
+    adapter = deps.adapters.get(channel_type)
+    if adapter is None:
+        raise ApiError(404, "unsupported_channel_type", f"{channel_type} is not available")
+    channel = await _channel(request, channel_type)
+    webhook = WebhookRequest(
+        body=await _read_body(request, deps.settings.INGEST_MAX_BODY_BYTES),
+        headers={k.lower(): v for k, v in request.headers.items()},
+        url=_public_url(request, deps),
+        content_type=request.headers.get("content-type", "application/json"),
+    )
     try:
-        adapter.verify(body, request.headers, channel.secrets)
+        adapter.verify(webhook, channel.secrets)
     except SignatureMismatchError as exc:
-        await deps.counters.incr("whatsapp:bad_signature")
+        await deps.counters.incr(f"{channel_type}:bad_signature")
         log.info("webhook signature rejected", extra={"channel_id": channel.id, "reason": str(exc)})
-        raise ApiError(401, "bad_signature", "signature does not match the body") from None
-    try:
-        addresses = adapter.address_ids(body)
-    except InvalidPayloadError as exc:
-        await deps.counters.incr("whatsapp:bad_body")
-        raise ApiError(400, "bad_body", str(exc)) from None
-    targets = await _targets(deps, channel, addresses)
-    unknown = addresses - {c.external_id for c in targets}
-    for _ in unknown:
-        await deps.counters.incr("whatsapp:unknown_phone_number_id")
-    if not targets:
-        raise ApiError(404, "unknown_phone_number_id", "no channel for this phone_number_id")
-    key = adapter.dedupe_key(body)
+        raise ApiError(401, "bad_signature", "signature does not match the request") from None
+    targets = await _targets(deps, adapter, channel, webhook)
+    key = adapter.dedupe_key(webhook)
     writes = [
-        InboxWrite(tenant_id=c.tenant_id, channel_id=c.id, dedupe_key=key, body=body)
+        InboxWrite(
+            tenant_id=c.tenant_id,
+            channel_id=c.id,
+            dedupe_key=key,
+            body=webhook.body,
+            content_type=webhook.content_type[:200],
+        )
         for c in targets
     ]
     try:
         stored = await deps.ingest.submit(writes)
     except DatabaseUnavailableError:
-        raise ApiError(503, "unavailable", "cannot store the event now; retry later") from None
-    return _accepted(stored, duplicates=len(writes) - len(stored))
+        raise ApiError(
+            503,
+            "unavailable",
+            "cannot store the event now; retry later",
+            headers={"Retry-After": "5"},
+        ) from None
+    if channel_type is ChannelType.SMS:
+        return Response(_TWIML_EMPTY, media_type="text/xml")
+    return JSONResponse(
+        {"status": "accepted", "stored": len(stored), "duplicates": len(writes) - len(stored)}
+    )
 
 
-async def _targets(deps: WebhookDeps, channel: Channel, addresses: set[str]) -> list[Channel]:
-    """Channels of the same tenant this body addresses (never another tenant's)."""
-    if addresses == {channel.external_id}:
+async def _targets(
+    deps: WebhookDeps, adapter: InboundAdapter, channel: Channel, webhook: WebhookRequest
+) -> list[Channel]:
+    """Channels of the URL's tenant this request addresses (never another tenant's)."""
+    try:
+        addresses = adapter.address_ids(webhook)
+    except InvalidPayloadError as exc:
+        await deps.counters.incr(f"{channel.type}:bad_body")
+        raise ApiError(400, "bad_body", str(exc)) from None
+    if addresses is None or addresses == {channel.external_id}:
         return [channel]
     async with async_system_tx(deps.db) as conn:
-        return await get_tenant_channels_by_address_async(
+        targets = await get_tenant_channels_by_address_async(
             conn, tenant_id=channel.tenant_id, type=channel.type, external_ids=sorted(addresses)
         )
-
-
-def _accepted(stored: list[int], *, duplicates: int) -> Response:
-    return JSONResponse({"status": "accepted", "stored": len(stored), "duplicates": duplicates})
+    for _ in addresses - {c.external_id for c in targets}:
+        await deps.counters.incr(f"{channel.type}:unknown_address")
+    if not targets:
+        raise ApiError(404, "unknown_address", "no channel of this tenant for that address")
+    return targets
 
 
 routes = [
-    Route("/webhooks/whatsapp/{channel_id:int}", meta_handshake, methods=["GET"]),
-    Route("/webhooks/whatsapp/{channel_id:int}", whatsapp_webhook, methods=["POST"]),
+    Route("/webhooks/{channel_type}/{channel_id:int}", meta_handshake, methods=["GET"]),
+    Route("/webhooks/{channel_type}/{channel_id:int}", receive_webhook, methods=["POST"]),
 ]

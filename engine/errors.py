@@ -44,3 +44,24 @@ class UnknownChannelError(PermanentError):
 
 class NotFoundError(PermanentError):
     """A row the caller asked for does not exist in the caller's tenant."""
+
+
+class ProviderUnavailableError(RetryableError):
+    """The provider timed out, refused the connection or answered 5xx."""
+
+
+class ProviderRejectedError(PermanentError):
+    """The provider refused this send for good (invalid recipient, blocked, opted out,
+    outside the 24-hour window, bad token…). `code` is the provider's own error code."""
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class RecipientMovedError(PermanentError):
+    """The provider says the recipient has a new address (Telegram migrate_to_chat_id)."""
+
+    def __init__(self, message: str, *, new_recipient: str) -> None:
+        super().__init__(message)
+        self.new_recipient = new_recipient

@@ -25,11 +25,47 @@ class ChannelType(StrEnum):
 
 
 class ChannelSecrets(Frozen):
-    """Per-channel credentials. Never logged; never returned by the API."""
+    """Per-channel credentials. Never logged; never returned by the API.
+
+    Which are used depends on the channel type: Meta channels (access_token, app_secret,
+    verify_token), Telegram (bot_token, webhook_secret), Twilio (auth_token), e-mail
+    (signing_key for Mailgun, webhook_secret for SendGrid's basic auth, smtp_password).
+    """
 
     access_token: str | None = None
     app_secret: str | None = None
     verify_token: str | None = None
+    bot_token: str | None = None
+    webhook_secret: str | None = None
+    auth_token: str | None = None
+    signing_key: str | None = None
+    smtp_password: str | None = None
+
+
+class ChannelConfig(Frozen):
+    """Non-secret per-channel settings (what `channel create --config` accepts, minus secrets)."""
+
+    api_base_url: str | None = None
+    account_sid: str | None = None
+    from_address: str | None = None
+    inbound_provider: Literal["mailgun", "sendgrid"] | None = None
+    smtp_host: str | None = None
+    smtp_port: int | None = Field(default=None, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_starttls: bool = False
+    rate_per_s: float | None = Field(default=None, gt=0, le=10_000)
+    burst: int | None = Field(default=None, ge=1, le=100_000)
+
+
+class ChannelConnection(Frozen):
+    """Everything an adapter needs to talk to a provider for one channel."""
+
+    id: int
+    tenant_id: int
+    type: ChannelType
+    external_id: str
+    config: ChannelConfig = ChannelConfig()
+    secrets: ChannelSecrets = ChannelSecrets()
 
 
 class MessageType(StrEnum):
@@ -45,6 +81,9 @@ class MessageType(StrEnum):
     INTERACTIVE = "interactive"
     BUTTON = "button"
     REACTION = "reaction"
+    STORY_MENTION = "story_mention"
+    TEMPLATE = "template"
+    EMAIL = "email"
     UNSUPPORTED = "unsupported"
 
 
@@ -123,6 +162,54 @@ class InboundMessage(Frozen):
     referral: Referral | None = None
     error_code: int | None = None
     error_title: str | None = None
+    # A group chat is one contact and one ticket; `author` is the member who wrote.
+    is_group: bool = False
+    author: Sender | None = None
+    # E-mail: the subject, and Message-IDs of earlier mails in the thread (References).
+    subject: str | None = None
+    thread_ids: tuple[str, ...] = ()
+    # Instagram story replies/mentions point at the story.
+    story_url: str | None = None
+
+
+class MessageEdit(Frozen):
+    """The sender changed the text of an earlier message."""
+
+    kind: Literal["edit"] = "edit"
+    provider_message_id: str = Field(min_length=1, max_length=200)
+    provider_timestamp: datetime
+    sender: Sender
+    body: str | None = None
+
+
+class MessageDelete(Frozen):
+    """The sender unsent / deleted an earlier message."""
+
+    kind: Literal["delete"] = "delete"
+    provider_message_id: str = Field(min_length=1, max_length=200)
+    provider_timestamp: datetime
+    sender: Sender
+
+
+class Receipt(Frozen):
+    """Delivered/read news by watermark (every message we sent up to then) or by ids."""
+
+    kind: Literal["receipt"] = "receipt"
+    sender: Sender
+    provider_timestamp: datetime
+    status: DeliveryStatus
+    watermark: datetime | None = None
+    provider_message_ids: tuple[str, ...] = ()
+
+
+class ContactChange(Frozen):
+    """The contact blocked/unblocked us or opted out/in (STOP/START)."""
+
+    kind: Literal["contact_change"] = "contact_change"
+    sender: Sender
+    provider_timestamp: datetime
+    unreachable: bool | None = None
+    opted_out: bool | None = None
 
 
 class Reaction(Frozen):
@@ -165,6 +252,63 @@ class MalformedEvent(Frozen):
 
 
 InboundEvent = Annotated[
-    InboundMessage | Reaction | StatusUpdate | ProviderNotice | MalformedEvent,
+    InboundMessage
+    | Reaction
+    | StatusUpdate
+    | MessageEdit
+    | MessageDelete
+    | Receipt
+    | ContactChange
+    | ProviderNotice
+    | MalformedEvent,
     Field(discriminator="kind"),
 ]
+
+
+class WebhookRequest(Frozen):
+    """A provider's HTTP request as the adapter sees it: raw bytes, never re-serialised."""
+
+    body: bytes
+    headers: dict[str, str] = Field(description="header names lower-cased")
+    url: str = Field(description="the full public URL the provider called (Twilio signs it)")
+    content_type: str = "application/json"
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+
+class Template(Frozen):
+    """A pre-approved provider template (WhatsApp) with positional body parameters."""
+
+    name: str = Field(min_length=1, max_length=512)
+    language: str = Field(default="en_US", min_length=2, max_length=15)
+    parameters: tuple[str, ...] = ()
+
+
+class OutboundMessage(Frozen):
+    """One message to send, as the deliver stage hands it to an adapter."""
+
+    message_id: int
+    tenant_id: int
+    channel_id: int
+    recipient: str = Field(min_length=1, description="the provider's address of the contact")
+    type: MessageType
+    body: str | None = None
+    media_url: str | None = None
+    filename: str | None = None
+    quoted_provider_message_id: str | None = None
+    template: Template | None = None
+    subject: str | None = None
+    thread_ids: tuple[str, ...] = ()
+
+
+class SendResult(Frozen):
+    provider_message_id: str = Field(min_length=1)
+
+
+class MediaContent(Frozen):
+    """Downloaded bytes of an inbound media item."""
+
+    data: bytes
+    mime_type: str | None = None
+    filename: str | None = None

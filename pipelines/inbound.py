@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection
 
-from adapters.base import ChannelAdapter
+from adapters.base import InboundAdapter
 from engine.db import set_system, set_tenant
 from engine.events import (
     ChannelType,
@@ -79,7 +79,7 @@ class BatchOutcome:
 
 
 def validate(
-    rows: Sequence[InboxRow], *, adapters: Mapping[ChannelType, ChannelAdapter]
+    rows: Sequence[InboxRow], *, adapters: Mapping[ChannelType, InboundAdapter]
 ) -> list[ValidatedEvent]:
     """Parse each raw body with its channel's adapter. Pure; never raises for bad bodies."""
     out: list[ValidatedEvent] = []
@@ -89,7 +89,9 @@ def validate(
         if adapter is None:
             events = [MalformedEvent(reason=f"no adapter for {row.channel_type}", fragment="")]
         else:
-            events = adapter.parse(row.body, address_id=row.address_id)
+            events = adapter.parse(
+                row.body, address_id=row.address_id, content_type=row.content_type
+            )
         for position, event in enumerate(events):
             out.append(
                 ValidatedEvent(
@@ -434,7 +436,7 @@ def process_batch(
     rows: Sequence[InboxRow],
     *,
     conn: Connection,
-    adapters: Mapping[ChannelType, ChannelAdapter],
+    adapters: Mapping[ChannelType, InboundAdapter],
 ) -> BatchOutcome:
     """Run every stage over claimed rows, tenant by tenant, in the caller's transaction."""
     validated = validate(rows, adapters=adapters)

@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 from adapters.base import ChannelSecrets
 from api.demo.whatsapp import BusinessNumber
 from engine.db import system_tx
-from engine.events import ChannelType
+from engine.events import ChannelConfig, ChannelType
 from engine.security import hash_password
 from engine.store.channels import insert_channel
 from engine.store.tenants import insert_tenant, insert_user
@@ -58,7 +58,7 @@ def seed_demo_tenant(db: Engine, rng: random.Random) -> Seeded:
             type=ChannelType.WHATSAPP,
             name=f"WhatsApp {business.phone_number_id}",
             external_id=business.phone_number_id,
-            config={},
+            config=ChannelConfig(),
             secrets=ChannelSecrets(
                 access_token="demo-access-token",  # noqa: S106 - nothing is sent out yet
                 app_secret=app_secret,

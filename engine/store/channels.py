@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
 from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from engine.events import ChannelSecrets, ChannelType, Frozen
+from engine.events import ChannelConfig, ChannelConnection, ChannelSecrets, ChannelType, Frozen
 
 
 class Channel(Frozen):
@@ -19,7 +18,18 @@ class Channel(Frozen):
     external_id: str
     status: str
     secrets: ChannelSecrets
-    api_base_url: str | None = None
+    config: ChannelConfig = ChannelConfig()
+
+    def connection(self) -> ChannelConnection:
+        """What an adapter needs to talk to the provider for this channel."""
+        return ChannelConnection(
+            id=self.id,
+            tenant_id=self.tenant_id,
+            type=self.type,
+            external_id=self.external_id,
+            config=self.config,
+            secrets=self.secrets,
+        )
 
 
 _SELECT = (
@@ -29,7 +39,6 @@ _SELECT = (
 
 
 def _channel(row: Sequence[object]) -> Channel:
-    config = json.loads(str(row[7]))
     return Channel(
         id=int(str(row[0])),
         tenant_id=int(str(row[1])),
@@ -38,7 +47,7 @@ def _channel(row: Sequence[object]) -> Channel:
         external_id=str(row[4]),
         status=str(row[5]),
         secrets=ChannelSecrets.model_validate_json(str(row[6])),
-        api_base_url=config.get("api_base_url"),
+        config=ChannelConfig.model_validate_json(str(row[7])),
     )
 
 
@@ -68,7 +77,7 @@ def insert_channel(
     type: ChannelType,
     name: str,
     external_id: str,
-    config: dict[str, str],
+    config: ChannelConfig,
     secrets: ChannelSecrets,
 ) -> int:
     return int(
@@ -83,7 +92,7 @@ def insert_channel(
                 "type": type.value,
                 "name": name,
                 "ext": external_id,
-                "config": json.dumps(config),
+                "config": config.model_dump_json(exclude_none=True),
                 "secrets": secrets.model_dump_json(exclude_none=True),
             },
         ).scalar_one()

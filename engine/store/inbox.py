@@ -29,6 +29,7 @@ class InboxRow(Frozen):
     channel_type: ChannelType
     address_id: str
     body: bytes
+    content_type: str = "application/json"
     received_at: datetime
     attempts: int
 
@@ -72,7 +73,7 @@ def claim_inbox(
         text(
             """
             SELECT i.id, i.tenant_id, i.channel_id, c.type, c.external_id, i.body,
-                   i.received_at, i.attempts
+                   i.content_type, i.received_at, i.attempts
             FROM inbox i JOIN channels c ON c.id = i.channel_id
             WHERE i.id = ANY(:ids) AND i.status = ANY(:statuses)
             ORDER BY i.id
@@ -89,8 +90,9 @@ def claim_inbox(
             channel_type=ChannelType(r[3]),
             address_id=r[4],
             body=bytes(r[5]),
-            received_at=r[6],
-            attempts=r[7],
+            content_type=r[6],
+            received_at=r[7],
+            attempts=r[8],
         )
         for r in rows
     ]

@@ -24,6 +24,7 @@ from engine.events import (
     ProviderNotice,
     Reaction,
     StatusUpdate,
+    WebhookRequest,
 )
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "whatsapp"
@@ -31,6 +32,14 @@ PRIMARY = "106540352242922"
 SECOND = "106540352242923"
 APP_SECRET = "0f5c1d9e8b7a6c5d4e3f2a1b0c9d8e7f"
 SECRETS = ChannelSecrets(app_secret=APP_SECRET)
+
+
+def req(body: bytes, headers: dict[str, str] | None = None) -> WebhookRequest:
+    """The request as the webhook endpoint hands it over (header names lower-cased)."""
+    lowered = {k.lower(): v for k, v in (headers or {}).items()}
+    return WebhookRequest(
+        body=body, headers=lowered, url="https://example.test/webhooks/whatsapp/1"
+    )
 
 
 def body_of(name: str) -> bytes:
@@ -77,25 +86,25 @@ def first_message(payload: dict[str, Any]) -> dict[str, Any]:
 @pytest.mark.parametrize("header", ["X-Hub-Signature-256", "x-hub-signature-256"])
 def test_valid_signature_passes_whatever_the_header_case(header: str) -> None:
     body = body_of("text")
-    ADAPTER.verify(body, {header: signature(body)}, SECRETS)
+    ADAPTER.verify(req(body, {header: signature(body)}), SECRETS)
 
 
 def test_signature_with_the_wrong_secret_is_rejected() -> None:
     body = body_of("text")
     with pytest.raises(SignatureMismatchError):
-        ADAPTER.verify(body, {"x-hub-signature-256": signature(body, "other")}, SECRETS)
+        ADAPTER.verify(req(body, {"x-hub-signature-256": signature(body, "other")}), SECRETS)
 
 
 def test_tampered_body_is_rejected() -> None:
     body = body_of("text")
     tampered = body.replace(b"4521", b"4522")
     with pytest.raises(SignatureMismatchError):
-        ADAPTER.verify(tampered, {"x-hub-signature-256": signature(body)}, SECRETS)
+        ADAPTER.verify(req(tampered, {"x-hub-signature-256": signature(body)}), SECRETS)
 
 
 def test_missing_signature_header_is_rejected() -> None:
     with pytest.raises(SignatureMismatchError, match="missing"):
-        ADAPTER.verify(body_of("text"), {"content-type": "application/json"}, SECRETS)
+        ADAPTER.verify(req(body_of("text"), {"content-type": "application/json"}), SECRETS)
 
 
 @pytest.mark.parametrize(
@@ -104,13 +113,13 @@ def test_missing_signature_header_is_rejected() -> None:
 )
 def test_malformed_signature_header_is_rejected(header: str) -> None:
     with pytest.raises(SignatureMismatchError, match="malformed"):
-        ADAPTER.verify(body_of("text"), {"x-hub-signature-256": header}, SECRETS)
+        ADAPTER.verify(req(body_of("text"), {"x-hub-signature-256": header}), SECRETS)
 
 
 def test_channel_without_app_secret_rejects_everything() -> None:
     body = body_of("text")
     with pytest.raises(SignatureMismatchError) as caught:
-        ADAPTER.verify(body, {"x-hub-signature-256": signature(body)}, ChannelSecrets())
+        ADAPTER.verify(req(body, {"x-hub-signature-256": signature(body)}), ChannelSecrets())
     assert APP_SECRET not in str(caught.value)
 
 
@@ -122,11 +131,11 @@ def test_adapter_is_for_whatsapp() -> None:
 
 
 def test_address_ids_of_a_batch_lists_every_number() -> None:
-    assert ADAPTER.address_ids(body_of("batch")) == {PRIMARY, SECOND}
+    assert ADAPTER.address_ids(req(body_of("batch"))) == {PRIMARY, SECOND}
 
 
 def test_address_ids_of_a_single_message() -> None:
-    assert ADAPTER.address_ids(body_of("text")) == {PRIMARY}
+    assert ADAPTER.address_ids(req(body_of("text"))) == {PRIMARY}
 
 
 @pytest.mark.parametrize(
@@ -141,7 +150,7 @@ def test_address_ids_of_a_single_message() -> None:
 )
 def test_address_ids_rejects_what_is_not_a_whatsapp_webhook(body: bytes) -> None:
     with pytest.raises(InvalidPayloadError):
-        ADAPTER.address_ids(body)
+        ADAPTER.address_ids(req(body))
 
 
 def test_parse_of_garbage_is_one_malformed_event() -> None:
@@ -152,9 +161,9 @@ def test_parse_of_garbage_is_one_malformed_event() -> None:
 
 def test_dedupe_key_is_stable_for_identical_bytes_only() -> None:
     body = body_of("text")
-    assert ADAPTER.dedupe_key(body) == ADAPTER.dedupe_key(bytes(body))
-    assert ADAPTER.dedupe_key(body).startswith("sha256:")
-    assert ADAPTER.dedupe_key(body) != ADAPTER.dedupe_key(body + b"\n")
+    assert ADAPTER.dedupe_key(req(body)) == ADAPTER.dedupe_key(req(bytes(body)))
+    assert ADAPTER.dedupe_key(req(body)).startswith("sha256:")
+    assert ADAPTER.dedupe_key(req(body)) != ADAPTER.dedupe_key(req(body + b"\n"))
 
 
 def test_batch_parsed_for_the_second_number_has_only_its_events() -> None:

@@ -15,6 +15,7 @@ from sqlalchemy import Connection, Engine, text
 from actors.deps import default_adapters
 from engine.db import set_system, set_tenant
 from engine.events import (
+    ChannelConfig,
     ChannelSecrets,
     ChannelType,
     DeliveryStatus,
@@ -163,7 +164,7 @@ def world(db: Engine) -> Iterator[World]:
                 type=ChannelType.WHATSAPP,
                 name="WhatsApp",
                 external_id=str(uuid.uuid4().int)[:15],
-                config={},
+                config=ChannelConfig(),
                 secrets=ChannelSecrets(app_secret="secret-0123"),
             )
             yield World(conn, tenant_id, channel_id)

@@ -24,7 +24,7 @@ from adapters.base import ChannelSecrets
 from api.app import create_app
 from config import Settings, load_settings
 from engine.db import system_tx
-from engine.events import ChannelType
+from engine.events import ChannelConfig, ChannelType
 from engine.runtime import Runtime
 from engine.security import hash_password
 from engine.store.channels import insert_channel
@@ -73,7 +73,7 @@ def seed_whatsapp(
             type=ChannelType.WHATSAPP,
             name=f"WhatsApp {phone_number_id}",
             external_id=phone_number_id,
-            config={},
+            config=ChannelConfig(),
             secrets=ChannelSecrets(
                 access_token="tok", app_secret=APP_SECRET, verify_token=VERIFY_TOKEN
             ),

@@ -1,0 +1,1 @@
+"""Pieces shared by Meta's channels (WhatsApp Cloud API, Messenger, Instagram)."""
