@@ -525,3 +525,29 @@ BEGIN
 END $$;
 
 INSERT INTO schema_migrations (version) VALUES (1) ON CONFLICT (version) DO NOTHING;
+
+-- Version 2: every channel in and out ------------------------------------------------------
+-- Provider error codes are not all numbers (SMTP replies, Telegram descriptions, our own
+-- "outside_window"), so they are kept as text.
+DO $$
+BEGIN
+    IF (SELECT data_type FROM information_schema.columns
+        WHERE table_schema = current_schema() AND table_name = 'messages'
+          AND column_name = 'error_code') <> 'text' THEN
+        ALTER TABLE messages ALTER COLUMN error_code TYPE text USING error_code::text;
+        ALTER TABLE message_status_events ALTER COLUMN error_code TYPE text
+            USING error_code::text;
+    END IF;
+END $$;
+ALTER TABLE messages ADD COLUMN IF NOT EXISTS author_external_id text;
+ALTER TABLE messages ADD COLUMN IF NOT EXISTS author_name text;
+ALTER TABLE messages ADD COLUMN IF NOT EXISTS subject text;
+ALTER TABLE messages ADD COLUMN IF NOT EXISTS thread_ids text[] NOT NULL DEFAULT '{}';
+ALTER TABLE messages ADD COLUMN IF NOT EXISTS story_url text;
+ALTER TABLE messages ADD COLUMN IF NOT EXISTS media_url text;
+ALTER TABLE messages ADD COLUMN IF NOT EXISTS template jsonb;
+ALTER TABLE messages ADD COLUMN IF NOT EXISTS send_attempts integer NOT NULL DEFAULT 0;
+ALTER TABLE messages ADD COLUMN IF NOT EXISTS sending_at timestamptz;
+CREATE INDEX IF NOT EXISTS messages_outbound_contact_idx ON messages (channel_id, contact_id, id)
+    WHERE direction = 'out';
+INSERT INTO schema_migrations (version) VALUES (2) ON CONFLICT (version) DO NOTHING;

@@ -35,6 +35,8 @@ def upsert_contact(
     external_id: str,
     name: str | None,
     phone: str | None,
+    email: str | None = None,
+    is_group: bool = False,
 ) -> ContactRef:
     """Find the contact behind a channel identity, creating contact and identity if new.
 
@@ -70,7 +72,8 @@ def upsert_contact(
         text(
             """
             WITH ins AS (
-                INSERT INTO contacts (tenant_id, name, phone) VALUES (:t, :n, :p)
+                INSERT INTO contacts (tenant_id, name, phone, email, is_group)
+                VALUES (:t, :n, :p, :email, :g)
                 ON CONFLICT (tenant_id, phone) WHERE phone IS NOT NULL DO NOTHING
                 RETURNING id, true AS created)
             SELECT id, created FROM ins
@@ -79,7 +82,7 @@ def upsert_contact(
             LIMIT 1
             """
         ),
-        {"t": tenant_id, "n": name, "p": phone},
+        {"t": tenant_id, "n": name, "p": phone, "email": email, "g": is_group},
     ).one()
     conn.execute(
         text(
@@ -149,8 +152,13 @@ class NewInboundMessage(Frozen):
     quoted_provider_message_id: str | None
     provider_message_id: str
     provider_timestamp: datetime
-    error_code: int | None
+    error_code: str | None
     error_message: str | None
+    author_external_id: str | None = None
+    author_name: str | None = None
+    subject: str | None = None
+    thread_ids: list[str] = []
+    story_url: str | None = None
 
 
 def insert_inbound_message(conn: Connection, msg: NewInboundMessage) -> int | None:
@@ -161,14 +169,16 @@ def insert_inbound_message(conn: Connection, msg: NewInboundMessage) -> int | No
             INSERT INTO messages (tenant_id, ticket_id, contact_id, channel_id, direction, type,
                 body, media, location, shared_contacts, referral, reply_id, quoted_message_id,
                 quoted_provider_message_id, provider_message_id, provider_timestamp, status,
-                status_at, error_code, error_message)
+                status_at, error_code, error_message, author_external_id, author_name, subject,
+                thread_ids, story_url)
             VALUES (:tenant_id, :ticket_id, :contact_id, :channel_id, 'in', :type, :body,
                 CAST(:media_json AS jsonb), CAST(:location_json AS jsonb),
                 CAST(:shared_contacts_json AS jsonb), CAST(:referral_json AS jsonb), :reply_id,
                 (SELECT id FROM messages WHERE channel_id = :channel_id
                    AND provider_message_id = :quoted_provider_message_id),
                 :quoted_provider_message_id, :provider_message_id, :provider_timestamp,
-                'received', :provider_timestamp, :error_code, :error_message)
+                'received', :provider_timestamp, :error_code, :error_message,
+                :author_external_id, :author_name, :subject, :thread_ids, :story_url)
             ON CONFLICT (channel_id, provider_message_id) WHERE provider_message_id IS NOT NULL
             DO NOTHING
             RETURNING id
@@ -254,5 +264,77 @@ def upsert_reaction(
             """
         ),
         {"t": tenant_id, "m": message_id, "c": contact_id, "e": emoji, "at": at},
+    )
+    return result.rowcount > 0
+
+
+def get_contact_by_identity(
+    conn: Connection, *, tenant_id: int, channel_type: str, identity_key: str
+) -> int | None:
+    """The contact behind a channel identity, without creating anything."""
+    row = conn.execute(
+        text(
+            "SELECT contact_id FROM contact_identities "
+            "WHERE tenant_id = :t AND channel_type = :ct AND identity_key = :k"
+        ),
+        {"t": tenant_id, "ct": channel_type, "k": identity_key},
+    ).first()
+    return None if row is None else int(row[0])
+
+
+def apply_edit(
+    conn: Connection, *, channel_id: int, provider_message_id: str, body: str | None, at: datetime
+) -> tuple[int, int] | None:
+    """Replace an inbound message's text; an older edit never overwrites a newer one.
+
+    Returns (message id, ticket id) when something changed.
+    """
+    row = conn.execute(
+        text(
+            """
+            UPDATE messages SET body = :body, edited_at = :at
+            WHERE channel_id = :c AND provider_message_id = :p AND direction = 'in'
+              AND deleted_at IS NULL AND (edited_at IS NULL OR edited_at < :at)
+            RETURNING id, ticket_id
+            """
+        ),
+        {"c": channel_id, "p": provider_message_id, "body": body, "at": at},
+    ).first()
+    return None if row is None else (int(row[0]), int(row[1]))
+
+
+def apply_delete(
+    conn: Connection, *, channel_id: int, provider_message_id: str, at: datetime
+) -> tuple[int, int] | None:
+    """The customer unsent a message: drop its content, keep the fact (idempotent)."""
+    row = conn.execute(
+        text(
+            """
+            UPDATE messages SET body = NULL, media = '[]'::jsonb, location = NULL,
+                shared_contacts = NULL, deleted_at = :at
+            WHERE channel_id = :c AND provider_message_id = :p AND direction = 'in'
+              AND deleted_at IS NULL
+            RETURNING id, ticket_id
+            """
+        ),
+        {"c": channel_id, "p": provider_message_id, "at": at},
+    ).first()
+    return None if row is None else (int(row[0]), int(row[1]))
+
+
+def update_contact_flags(
+    conn: Connection, *, contact_id: int, unreachable: bool | None, opted_out: bool | None
+) -> bool:
+    """Record that a contact blocked/unblocked us or opted out/in. Returns whether it changed."""
+    result = conn.execute(
+        text(
+            """
+            UPDATE contacts SET unreachable = coalesce(:u, unreachable),
+                opted_out = coalesce(:o, opted_out), updated_at = now()
+            WHERE id = :id AND (unreachable IS DISTINCT FROM coalesce(:u, unreachable)
+                                OR opted_out IS DISTINCT FROM coalesce(:o, opted_out))
+            """
+        ),
+        {"id": contact_id, "u": unreachable, "o": opted_out},
     )
     return result.rowcount > 0

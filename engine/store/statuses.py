@@ -18,7 +18,7 @@ def apply_status(
     provider_message_id: str,
     status: str,
     at: datetime,
-    error_code: int | None,
+    error_code: str | None,
     error_message: str | None,
 ) -> int | None:
     """Record a status event and advance the message if the status is newer.
@@ -70,3 +70,30 @@ def apply_status(
         },
     ).first()
     return None if row is None else int(row[0])
+
+
+def apply_watermark(
+    conn: Connection,
+    *,
+    channel_id: int,
+    contact_id: int,
+    status: str,
+    watermark: datetime,
+    at: datetime,
+) -> list[int]:
+    """Advance every outbound message to `contact_id` sent up to `watermark` (Messenger's
+    delivered/read receipts name a time, not messages). Returns the ids that changed."""
+    rows = conn.execute(
+        text(
+            f"""
+            UPDATE messages SET status = :s, status_at = :at
+            WHERE channel_id = :c AND contact_id = :contact AND direction = 'out'
+              AND created_at <= :watermark AND provider_message_id IS NOT NULL
+              AND {_RANK_SQL.format(col="status")} < {_RANK_SQL.format(col="CAST(:s AS text)")}
+              AND status <> 'failed'
+            RETURNING id
+            """  # noqa: S608 - the fragment is a constant, values are bound
+        ),
+        {"s": status, "at": at, "c": channel_id, "contact": contact_id, "watermark": watermark},
+    ).all()
+    return [int(r[0]) for r in rows]

@@ -384,7 +384,7 @@ def test_failed_status_keeps_the_providers_error(world: World) -> None:
     world.outbound("wamid.OUT2")
     outcome = world.persisted(status("failed", "wamid.OUT2"))
     assert outcome.statuses_applied == 1
-    assert _delivery(world, "wamid.OUT2") == ("failed", 131026, "Message undeliverable")
+    assert _delivery(world, "wamid.OUT2") == ("failed", "131026", "Message undeliverable")
     topics = world.conn.execute(text("SELECT topic FROM outbox")).scalars().all()
     assert topics == ["message.status"]
 

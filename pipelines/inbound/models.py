@@ -1,0 +1,74 @@
+"""Lifecycle models of the inbound pipeline: ValidatedEvent ▸ EnrichedEvent ▸ RoutedEvent."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from engine.events import (
+    ChannelType,
+    ContactChange,
+    Frozen,
+    InboundEvent,
+    InboundMessage,
+    MessageDelete,
+    MessageEdit,
+    Reaction,
+    Receipt,
+)
+from engine.store import conversations as conv
+
+log = logging.getLogger(__name__)
+
+STAGES = ("validate", "enrich", "route", "persist", "ack")
+INBOUND_ACTOR = "process_inbox"
+INBOUND_QUEUE = "inbound"
+
+# Events that may create a contact, and events that only refer to an existing one.
+ConversationEvent = InboundMessage | Reaction
+ContactEvent = MessageEdit | MessageDelete | Receipt | ContactChange
+
+
+class ValidatedEvent(Frozen):
+    inbox_id: int
+    tenant_id: int
+    channel_id: int
+    channel_type: ChannelType
+    position: int
+    event: InboundEvent
+
+
+class EnrichedEvent(Frozen):
+    validated: ValidatedEvent
+    contact_id: int | None
+    contact_created: bool = False
+
+
+class RoutedEvent(Frozen):
+    enriched: EnrichedEvent
+    ticket: conv.TicketRef | None
+
+
+@dataclass
+class BatchOutcome:
+    """What a batch did, for the actor's log line and the deliver step."""
+
+    outbox_ids: list[int] = field(default_factory=list)
+    messages_stored: int = 0
+    duplicates: int = 0
+    statuses_applied: int = 0
+    rejected: int = 0
+    tickets_created: int = 0
+
+
+class Identity(Frozen):
+    """How the pipeline recognises the person (or group) behind an event."""
+
+    key: str
+    phone: str | None = None
+    email: str | None = None
+
+
+def clean_text(value: str | None) -> str | None:
+    """PostgreSQL text cannot hold NUL; a provider body can."""
+    return None if value is None else value.replace("\x00", "")

@@ -1,0 +1,49 @@
+"""validate: parse raw inbox bodies with their channel's adapter (pure, never raises)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+
+from adapters.base import InboundAdapter
+from engine.events import (
+    ChannelType,
+    InboundEvent,
+    MalformedEvent,
+)
+from engine.store.inbox import InboxRow
+from pipelines.inbound.models import (
+    ValidatedEvent,
+)
+
+log = logging.getLogger(__name__)
+
+# validate ------------------------------------------------------------------------------
+
+
+def validate(
+    rows: Sequence[InboxRow], *, adapters: Mapping[ChannelType, InboundAdapter]
+) -> list[ValidatedEvent]:
+    """Parse each raw body with its channel's adapter. Pure; never raises for bad bodies."""
+    out: list[ValidatedEvent] = []
+    for row in rows:
+        adapter = adapters.get(row.channel_type)
+        events: Sequence[InboundEvent]
+        if adapter is None:
+            events = [MalformedEvent(reason=f"no adapter for {row.channel_type}", fragment="")]
+        else:
+            events = adapter.parse(
+                row.body, address_id=row.address_id, content_type=row.content_type
+            )
+        for position, event in enumerate(events):
+            out.append(
+                ValidatedEvent(
+                    inbox_id=row.id,
+                    tenant_id=row.tenant_id,
+                    channel_id=row.channel_id,
+                    channel_type=row.channel_type,
+                    position=position,
+                    event=event,
+                )
+            )
+    return out
