@@ -5,13 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import httpx
 import redis
 from sqlalchemy import Engine
 
-from adapters.base import InboundAdapter
+from adapters.base import ChannelAdapter
 from config import Settings
 from engine.db import system_tx
 from engine.events import ChannelType
+from engine.ratelimit import TokenBucket
 from engine.store.dead_letters import NewDeadLetter, insert_dead_letter
 
 
@@ -20,7 +22,9 @@ class WorkerDeps:
     settings: Settings
     db: Engine
     redis: redis.Redis
-    adapters: Mapping[ChannelType, InboundAdapter]
+    adapters: Mapping[ChannelType, ChannelAdapter]
+    http: httpx.Client
+    bucket: TokenBucket
 
     def record_dead_letter(self, dl: NewDeadLetter) -> None:
         with system_tx(self.db) as conn:
@@ -46,8 +50,8 @@ def current() -> WorkerDeps:
     return _current
 
 
-def default_adapters() -> dict[ChannelType, InboundAdapter]:
+def default_adapters() -> dict[ChannelType, ChannelAdapter]:
     """Every channel adapter this engine ships."""
-    from adapters.whatsapp import ADAPTER as WHATSAPP
+    from adapters.registry import all_adapters
 
-    return {ChannelType.WHATSAPP: WHATSAPP}
+    return all_adapters()

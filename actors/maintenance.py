@@ -8,8 +8,10 @@ from dataclasses import dataclass
 from actors.deliver import publish_outbox
 from actors.deps import WorkerDeps
 from actors.inbound import process_inbox
+from actors.outbound import send_message
 from engine.db import system_tx
 from engine.store.inbox import get_stale_inbox_ids
+from engine.store.outbound import get_unsent_ids
 from engine.store.outbox import get_stale_outbox_ids
 
 log = logging.getLogger(__name__)
@@ -21,6 +23,7 @@ SWEEP_LIMIT = 5_000
 class SweepResult:
     inbox_requeued: int
     outbox_requeued: int
+    sends_requeued: int = 0
 
 
 def sweep(d: WorkerDeps) -> SweepResult:
@@ -43,10 +46,24 @@ def sweep(d: WorkerDeps) -> SweepResult:
         )
     for start in range(0, len(outbox_ids), batch):
         publish_outbox.send(outbox_ids[start : start + batch])
-    result = SweepResult(inbox_requeued=len(inbox_ids), outbox_requeued=len(outbox_ids))
-    if inbox_ids or outbox_ids:
+    with system_tx(d.db) as conn:
+        unsent_ids = get_unsent_ids(
+            conn, older_than_s=d.settings.INBOX_SWEEP_AFTER_S, limit=SWEEP_LIMIT
+        )
+    for message_id in unsent_ids:
+        send_message.send(message_id)
+    result = SweepResult(
+        inbox_requeued=len(inbox_ids),
+        outbox_requeued=len(outbox_ids),
+        sends_requeued=len(unsent_ids),
+    )
+    if inbox_ids or outbox_ids or unsent_ids:
         log.warning(
             "sweep re-offered stale work",
-            extra={"inbox": result.inbox_requeued, "outbox": result.outbox_requeued},
+            extra={
+                "inbox": result.inbox_requeued,
+                "outbox": result.outbox_requeued,
+                "sends": result.sends_requeued,
+            },
         )
     return result

@@ -13,12 +13,13 @@ import dramatiq
 from dramatiq.broker import MessageProxy
 from dramatiq.middleware import Middleware
 
-from engine.errors import PermanentError, RetryableError
+from engine.errors import PermanentError, RateLimitedError, RetryableError
 from engine.store.dead_letters import NewDeadLetter
 
 log = logging.getLogger(__name__)
 
 DeadLetterRecorder = Callable[[NewDeadLetter], None]
+MAX_THROTTLES = 10_000
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,8 @@ class RetriesWithDeadLetters(Middleware):
         if exception is None:
             return
         actor = broker.get_actor(message.actor_name)
+        if isinstance(exception, RateLimitedError) and self._throttle(broker, message, exception):
+            return
         retries = int(message.options.get("retries", 0))
         max_retries = int(actor.options.get("max_retries", self.policy.max_retries))
         context = {"actor": message.actor_name, "message_id": message.message_id}
@@ -86,10 +89,27 @@ class RetriesWithDeadLetters(Middleware):
         )
         broker.enqueue(message._message, delay=delay_ms)
 
+    def _throttle(
+        self, broker: dramatiq.Broker, message: MessageProxy, exception: RateLimitedError
+    ) -> bool:
+        """Waiting for a rate-limit token is not a failed attempt: requeue without counting it.
+
+        Bounded all the same, so a bucket that never refills ends as a dead letter.
+        """
+        throttled = int(message.options.get("throttled", 0))
+        if throttled >= MAX_THROTTLES:
+            return False
+        message.options["throttled"] = throttled + 1
+        delay_ms = exception.delay_ms if exception.delay_ms is not None else 1_000
+        log.debug("throttled", extra={"actor": message.actor_name, "delay_ms": delay_ms})
+        broker.enqueue(message._message, delay=max(delay_ms, 1))
+        return True
+
     def _record(self, message: MessageProxy, exception: BaseException, *, attempts: int) -> bool:
         payload = dict(message.asdict())
         options = dict(payload.get("options") or {})
         options.pop("retries", None)
+        options.pop("throttled", None)
         options.pop("traceback", None)
         payload["options"] = options
         tenant = message.options.get("tenant_id")
@@ -111,3 +131,16 @@ class RetriesWithDeadLetters(Middleware):
             log.exception("could not record dead letter; will retry the message", extra={})
             return False
         return True
+
+
+def is_last_attempt(default_max_retries: int) -> bool:
+    """Whether the message being processed on this thread gets no further retry."""
+    from dramatiq.middleware import CurrentMessage
+
+    message = CurrentMessage.get_current_message()
+    if message is None:
+        return True
+    broker = dramatiq.get_broker()
+    actor = broker.get_actor(message.actor_name)
+    max_retries = int(actor.options.get("max_retries", default_max_retries))
+    return int(message.options.get("retries", 0)) >= max_retries

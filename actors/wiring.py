@@ -2,24 +2,41 @@
 
 from __future__ import annotations
 
+import httpx
 import redis
 
-from actors import deliver, inbound  # noqa: F401 - importing declares the actors
+from actors import deliver, inbound, outbound  # noqa: F401 - importing declares the actors
 from actors.broker import bind_actors, build_broker
 from actors.deps import WorkerDeps, default_adapters, install
 from actors.middleware import RetryPolicy
 from config import Settings
 from engine.db import create_db_engine
+from engine.ratelimit import TokenBucket
 from engine.runtime import Runtime
+
+
+def provider_http_client() -> httpx.Client:
+    """One pooled client per worker process for every provider API (thread-safe).
+
+    Timeouts are set so a hung provider becomes a retry, not a stuck worker thread.
+    """
+    return httpx.Client(
+        timeout=httpx.Timeout(15.0, connect=5.0),
+        limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+        follow_redirects=False,
+    )
 
 
 def build_worker_deps(settings: Settings, runtime: Runtime) -> WorkerDeps:
     """Dependencies for actors in this process, and the broker bound to them."""
+    client = redis.Redis.from_url(runtime.redis_url)
     deps = WorkerDeps(
         settings=settings,
         db=create_db_engine(runtime.database_url, pool_size=settings.DB_POOL_SIZE),
-        redis=redis.Redis.from_url(runtime.redis_url),
+        redis=client,
         adapters=default_adapters(),
+        http=provider_http_client(),
+        bucket=TokenBucket(client, f"{settings.QUEUE_PREFIX}:ratelimit"),
     )
     broker = build_broker(
         redis_url=runtime.redis_url,

@@ -21,7 +21,7 @@ from actors.deps import default_adapters
 from actors.inbound import process_inbox
 from actors.middleware import RetryPolicy
 from adapters.base import InboundAdapter
-from api import auth, read, webhooks
+from api import auth, messages, read, webhooks
 from api.channels import ChannelDirectory, RejectionCounters
 from api.errors import ApiError, api_error_handler
 from api.ingest import GroupCommitter
@@ -137,6 +137,7 @@ def create_app(
             *webhooks.routes,
             *auth.routes,
             *read.routes,
+            *messages.routes,
         ],
         lifespan=lifespan,
         exception_handlers={

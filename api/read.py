@@ -57,43 +57,43 @@ async def get_tickets(request: Request) -> Response:
         page = await list_tickets(
             conn, principal.tenant_id, status=query.status, limit=query.limit, before=query.cursor
         )
-    return _json(page)
+    return json_response(page)
 
 
 async def get_ticket_detail(request: Request) -> Response:
     """GET /api/v1/tickets/{id} — one ticket of the caller's tenant."""
     principal = await require_principal(request)
-    ticket_id = _path_id(request, "Ticket")
+    ticket_id = path_id(request, "Ticket")
     async with async_tenant_tx(get_deps(request).db, principal.tenant_id) as conn:
         ticket = await get_ticket(conn, principal.tenant_id, ticket_id)
     if ticket is None:
-        raise _not_found("Ticket")
-    return _json(ticket)
+        raise not_found("Ticket")
+    return json_response(ticket)
 
 
 async def get_ticket_messages(request: Request) -> Response:
     """GET /api/v1/tickets/{id}/messages?limit=&after_id= — a ticket's messages, oldest first."""
     principal = await require_principal(request)
-    ticket_id = _path_id(request, "Ticket")
+    ticket_id = path_id(request, "Ticket")
     query = _parse_query(MessageListQuery, request)
     async with async_tenant_tx(get_deps(request).db, principal.tenant_id) as conn:
         if await get_ticket(conn, principal.tenant_id, ticket_id) is None:
-            raise _not_found("Ticket")
+            raise not_found("Ticket")
         page = await list_messages(
             conn, principal.tenant_id, ticket_id, limit=query.limit, after_id=query.after_id
         )
-    return _json(page)
+    return json_response(page)
 
 
 async def get_contact_detail(request: Request) -> Response:
     """GET /api/v1/contacts/{id} — one contact of the caller's tenant with its identities."""
     principal = await require_principal(request)
-    contact_id = _path_id(request, "Contact")
+    contact_id = path_id(request, "Contact")
     async with async_tenant_tx(get_deps(request).db, principal.tenant_id) as conn:
         contact = await get_contact(conn, principal.tenant_id, contact_id)
     if contact is None:
-        raise _not_found("Contact")
-    return _json(contact)
+        raise not_found("Contact")
+    return json_response(contact)
 
 
 def _parse_query(model: type[_Query], request: Request) -> _Query:
@@ -112,18 +112,18 @@ def _parse_query(model: type[_Query], request: Request) -> _Query:
         raise invalid_request(exc, where="query parameter") from None
 
 
-def _path_id(request: Request, subject: str) -> int:
+def path_id(request: Request, subject: str) -> int:
     value: int = request.path_params["id"]
     if not 1 <= value <= MAX_BIGINT:  # no such row can exist; spare PostgreSQL the overflow
-        raise _not_found(subject)
+        raise not_found(subject)
     return value
 
 
-def _not_found(subject: str) -> ApiError:
+def not_found(subject: str) -> ApiError:
     return ApiError(404, "not_found", f"{subject} not found.")
 
 
-def _json(model: BaseModel) -> Response:
+def json_response(model: BaseModel) -> Response:
     return Response(model.model_dump_json(), media_type="application/json")
 
 

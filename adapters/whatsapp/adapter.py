@@ -1,4 +1,4 @@
-"""WhatsApp Cloud API adapter: verifies Meta's webhook signature and parses it into events."""
+"""WhatsApp Cloud API adapter: verifies and parses Meta's webhooks; sends through outbound.py."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from adapters.base import ChannelSecrets
 from adapters.meta.signature import verify_hub_signature
+from adapters.whatsapp.outbound import WhatsAppOutbound
 from adapters.whatsapp.payloads import (
     AddressedChange,
     Change,
@@ -258,8 +259,8 @@ def _addressed_changes(envelope: Envelope) -> Iterator[tuple[str, Any]]:
             yield addressed.value.metadata.phone_number_id, raw_change
 
 
-class WhatsAppAdapter:
-    """Inbound side of the WhatsApp Cloud API; one channel per business phone_number_id."""
+class WhatsAppAdapter(WhatsAppOutbound):
+    """The WhatsApp Cloud API channel; one channel per business phone_number_id."""
 
     channel_type = ChannelType.WHATSAPP
 

@@ -113,6 +113,15 @@ class LocationView(_Stored):
     url: str | None = None
 
 
+class StatusView(_View):
+    """One step of an outbound message's delivery, as the provider reported it."""
+
+    status: str
+    at: UtcDatetime
+    error_code: str | None = None
+    error_message: str | None = None
+
+
 class MessageView(_View):
     id: int
     ticket_id: int
@@ -124,8 +133,11 @@ class MessageView(_View):
     provider_message_id: str | None
     quoted_message_id: int | None
     status: MessageStatus
-    error_code: int | None
+    error_code: str | None
     error_message: str | None
+    status_history: tuple[StatusView, ...] = ()
+    subject: str | None = None
+    author_name: str | None = None
     send_type: str | None
     user_id: int | None
     provider_timestamp: UtcDatetime | None
@@ -177,17 +189,28 @@ _TICKET_ORDER = " ORDER BY t.last_message_at DESC NULLS LAST, t.id DESC LIMIT :l
 
 _GET_TICKET = text(_TICKET_SELECT + " AND t.id = :ticket_id")
 
-_LIST_MESSAGES = text(
-    """
+_MESSAGE_SELECT = """
     SELECT m.id, m.ticket_id, m.direction, m.type, m.body, m.media, m.location,
            m.provider_message_id, m.quoted_message_id, m.status, m.error_code, m.error_message,
-           m.send_type, m.user_id, m.provider_timestamp, m.edited_at, m.deleted_at, m.created_at
+           m.send_type, m.user_id, m.provider_timestamp, m.edited_at, m.deleted_at, m.created_at,
+           m.subject, m.author_name,
+           coalesce((SELECT jsonb_agg(jsonb_build_object(
+                        'status', e.status, 'at', e.provider_timestamp,
+                        'error_code', e.error_code, 'error_message', e.error_message)
+                      ORDER BY e.provider_timestamp, e.id)
+                     FROM message_status_events e
+                     WHERE e.message_id = m.id AND e.tenant_id = :tenant_id), '[]'::jsonb)
+             AS status_history
     FROM messages m
-    WHERE m.tenant_id = :tenant_id AND m.ticket_id = :ticket_id AND m.id > :after_id
-    ORDER BY m.id
-    LIMIT :limit
-    """
+    WHERE m.tenant_id = :tenant_id
+"""
+
+_LIST_MESSAGES = text(
+    _MESSAGE_SELECT
+    + " AND m.ticket_id = :ticket_id AND m.id > :after_id ORDER BY m.id LIMIT :limit"
 )
+
+_GET_MESSAGE = text(_MESSAGE_SELECT + " AND m.id = :message_id")
 
 _GET_CONTACT = text(
     """
@@ -309,3 +332,10 @@ async def get_contact(conn: AsyncConnection, tenant_id: int, contact_id: int) ->
         **row,
         identities=tuple(IdentityView.model_validate(dict(i)) for i in identities),
     )
+
+
+async def get_message(conn: AsyncConnection, tenant_id: int, message_id: int) -> MessageView | None:
+    """One of the tenant's messages with its delivery history, or None. Read-only."""
+    params = {"tenant_id": tenant_id, "message_id": message_id}
+    row = (await conn.execute(_GET_MESSAGE, params)).mappings().one_or_none()
+    return None if row is None else MessageView.model_validate(dict(row))

@@ -51,6 +51,12 @@ def _channel(row: Sequence[object]) -> Channel:
     )
 
 
+def get_channel(conn: Connection, channel_id: int) -> Channel | None:
+    """A channel by id (system scope)."""
+    row = conn.execute(text(f"{_SELECT} WHERE id = :id"), {"id": channel_id}).first()
+    return None if row is None else _channel(row)
+
+
 async def get_channel_async(conn: AsyncConnection, channel_id: int) -> Channel | None:
     """A channel by id (system scope: the webhook URL names it before the tenant is known)."""
     row = (await conn.execute(text(f"{_SELECT} WHERE id = :id"), {"id": channel_id})).first()

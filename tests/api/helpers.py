@@ -292,7 +292,7 @@ def _tenant(
                 [{"type": "document", "mime_type": "application/pdf", "filename": "invoice.pdf"}]
             ),
             status="failed",
-            error_code=131047,
+            error_code="131047",
             error_message="Re-engagement message",
             send_type="chat",
             provider_timestamp=None,

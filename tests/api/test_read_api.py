@@ -401,7 +401,7 @@ async def test_messages_of_a_ticket_come_in_order_with_media(
     assert failed["media"][0]["filename"] == "invoice.pdf"
     assert (failed["status"], failed["error_code"], failed["error_message"]) == (
         "failed",
-        131047,
+        "131047",
         "Re-engagement message",
     )
     assert failed["provider_timestamp"] is None

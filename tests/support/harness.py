@@ -111,10 +111,30 @@ class RunningEngine:
                 },
             )
 
-    def drain(self, timeout_s: float = 20.0) -> None:
-        """Wait until the broker has no queued or delayed work left for the worker."""
-        self.broker.join("inbound", timeout=int(timeout_s * 1000))
-        self.broker.join("deliver", timeout=int(timeout_s * 1000))
+    def drain(self, timeout_s: float = 20.0, *, wait_for_inbox: bool = True) -> None:
+        """Wait until every stored webhook is processed and the broker has nothing left.
+
+        The web answers 200 before it enqueues, so an empty queue alone proves nothing: first
+        wait for the inbox to have no pending rows.
+        """
+        if wait_for_inbox:
+            wait_until(
+                lambda: _pending_inbox(self.settings) == 0, timeout_s, "inbox rows to be processed"
+            )
+        for queue in ("inbound", "deliver", "outbound"):
+            name = f"{self.settings.QUEUE_PREFIX}.{queue}" if self.settings.AMQP_URL else queue
+            if name in self.broker.get_declared_queues():
+                self.broker.join(name, timeout=int(timeout_s * 1000))
+
+
+def _pending_inbox(settings: Settings) -> int:
+    import psycopg
+
+    url = settings.database_url().replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(url) as conn:
+        conn.execute("SELECT set_config('app.scope', 'system', false)")
+        row = conn.execute("SELECT count(*) FROM inbox WHERE status = 'pending'").fetchone()
+    return int(row[0]) if row else 0
 
 
 def wait_until(predicate: Callable[[], bool], timeout_s: float = 20.0, what: str = "") -> None:

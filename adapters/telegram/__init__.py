@@ -1,0 +1,5 @@
+"""Telegram Bot API channel."""
+
+from adapters.telegram.adapter import ADAPTER, TelegramAdapter
+
+__all__ = ["ADAPTER", "TelegramAdapter"]

@@ -1,0 +1,94 @@
+"""Dramatiq module for `--trace` runs: the FlowDesk worker, plus wall time per SQL statement."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import dramatiq
+from dramatiq.middleware import Middleware
+from sqlalchemy import event
+
+import actors.worker_entry  # noqa: F401 - boots settings, logging, broker and dependencies
+from actors import deps
+
+# Boots exactly like `actors.worker_entry`, then hooks the worker's SQLAlchemy engine and writes
+# running totals (count and seconds per statement shape, per commit, per actor message) to
+# BENCH_TRACE_PATH once a second. The hooks cost microseconds per statement, so a traced run is
+# for finding where time goes, not for headline numbers.
+_TRACE_PATH = Path(os.environ.get("BENCH_TRACE_PATH", "bench/results/trace.json"))
+_lock = threading.Lock()
+_totals: dict[str, list[float]] = {}
+_local = threading.local()
+
+
+def _shape(statement: str) -> str:
+    """A statement's identity: its first words, whitespace collapsed."""
+    return re.sub(r"\s+", " ", statement).strip()[:90]
+
+
+def _add(key: str, seconds: float, n: int = 1) -> None:
+    with _lock:
+        entry = _totals.setdefault(key, [0, 0.0])
+        entry[0] += n
+        entry[1] += seconds
+
+
+_engine = deps.current().db
+
+
+@event.listens_for(_engine, "before_cursor_execute")
+def _before(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
+    _local.started = time.perf_counter()
+
+
+@event.listens_for(_engine, "after_cursor_execute")
+def _after(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
+    _add("sql: " + _shape(statement), time.perf_counter() - _local.started)
+
+
+_do_commit = _engine.dialect.do_commit
+
+
+def _timed_commit(dbapi_connection: Any) -> None:
+    started = time.perf_counter()
+    try:
+        _do_commit(dbapi_connection)
+    finally:
+        _add("commit", time.perf_counter() - started)
+
+
+_engine.dialect.do_commit = _timed_commit  # type: ignore[method-assign]
+
+
+class _ActorTimer(Middleware):
+    def before_process_message(self, broker: dramatiq.Broker, message: Any) -> None:
+        _local.message_started = time.perf_counter()
+
+    def after_process_message(
+        self, broker: dramatiq.Broker, message: Any, *, result: Any = None, exception: Any = None
+    ) -> None:
+        _add(f"actor: {message.actor_name}", time.perf_counter() - _local.message_started)
+        if message.actor_name == "process_inbox":
+            _add("events: process_inbox", 0.0, len(message.args[0]))
+
+
+dramatiq.get_broker().add_middleware(_ActorTimer())
+
+
+def _dump_forever() -> None:
+    for _ in range(3_600):  # bounded: an hour of one-second dumps
+        time.sleep(1)
+        with _lock:
+            snapshot = {k: {"count": int(v[0]), "seconds": v[1]} for k, v in _totals.items()}
+        tmp = _TRACE_PATH.with_suffix(".tmp")
+        tmp.write_text(json.dumps(snapshot))
+        tmp.replace(_TRACE_PATH)
+
+
+threading.Thread(target=_dump_forever, name="bench-trace", daemon=True).start()
