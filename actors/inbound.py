@@ -15,6 +15,8 @@ from pipelines.poison import PoisonBatchError, poison_guard
 
 log = logging.getLogger(__name__)
 
+DEFER_DELAY_MS = 50
+
 
 @actor(queue_name=inbound.INBOUND_QUEUE)
 def process_inbox(inbox_ids: list[int], reparse: bool = False) -> None:
@@ -36,6 +38,11 @@ def process_inbox(inbox_ids: list[int], reparse: bool = False) -> None:
         raise PermanentError(str(exc)) from exc
     if outcome.outbox_ids:
         publish_outbox.send(outcome.outbox_ids)
+    if outcome.deferred_inbox_ids:
+        # Their person was busy in another transaction: offer them again shortly.
+        process_inbox.send_with_options(
+            args=(outcome.deferred_inbox_ids, reparse), delay=DEFER_DELAY_MS
+        )
     log.info(
         "inbox batch processed",
         extra={
@@ -47,5 +54,6 @@ def process_inbox(inbox_ids: list[int], reparse: bool = False) -> None:
             "statuses": outcome.statuses_applied,
             "rejected": outcome.rejected,
             "tickets_created": outcome.tickets_created,
+            "deferred": len(outcome.deferred_inbox_ids),
         },
     )

@@ -10,16 +10,6 @@ from sqlalchemy import Connection, text
 
 from engine.events import Frozen
 
-_LOCK_CONTACTS = text(
-    "SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k ORDER BY k"
-)
-
-
-def lock_contact_keys(conn: Connection, keys: Sequence[int]) -> None:
-    """Serialise work per contact for this transaction; sorted order rules out deadlocks."""
-    if keys:
-        conn.execute(_LOCK_CONTACTS, {"keys": sorted(set(keys))})
-
 
 class ContactRef(Frozen):
     id: int
@@ -189,21 +179,6 @@ def insert_inbound_message(conn: Connection, msg: NewInboundMessage) -> int | No
     return None if row is None else int(row[0])
 
 
-def mark_ticket_inbound(conn: Connection, *, ticket_id: int, at: datetime) -> None:
-    """Count an unread inbound message and move the ticket's clocks forward (never back)."""
-    conn.execute(
-        text(
-            """
-            UPDATE tickets SET unread_count = unread_count + 1, answered = false,
-                last_message_at = greatest(last_message_at, :at),
-                last_inbound_at = greatest(last_inbound_at, :at), updated_at = now()
-            WHERE id = :id
-            """
-        ),
-        {"id": ticket_id, "at": at},
-    )
-
-
 def insert_ticket_event(
     conn: Connection, *, tenant_id: int, ticket_id: int, type: str, data: dict[str, object]
 ) -> None:
@@ -338,3 +313,171 @@ def update_contact_flags(
         {"id": contact_id, "u": unreachable, "o": opted_out},
     )
     return result.rowcount > 0
+
+
+_TRY_LOCKS = text(
+    "SELECT k FROM unnest(CAST(:keys AS bigint[])) AS k WHERE pg_try_advisory_xact_lock(k)"
+)
+
+
+def try_lock_contact_keys(conn: Connection, keys: Sequence[int]) -> set[int]:
+    """Take whichever of these per-person locks are free, without waiting; return those taken.
+
+    Waiting would serialise every batch that shares one person with another; the caller
+    defers the work of people another transaction is busy with instead.
+    """
+    if not keys:
+        return set()
+    rows = conn.execute(_TRY_LOCKS, {"keys": sorted(set(keys))}).all()
+    return {int(r[0]) for r in rows}
+
+
+class KnownIdentity(Frozen):
+    contact_id: int
+    external_id: str
+    name: str | None
+
+
+_KNOWN_IDENTITIES = text(
+    """
+    SELECT ci.channel_type, ci.identity_key, ci.contact_id, ci.external_id, c.name
+    FROM contact_identities ci JOIN contacts c ON c.id = ci.contact_id
+    WHERE ci.tenant_id = :t AND (ci.channel_type, ci.identity_key) IN (
+        SELECT * FROM unnest(CAST(:types AS text[]), CAST(:keys AS text[])))
+    """
+)
+
+
+def get_known_identities(
+    conn: Connection, *, tenant_id: int, identities: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], KnownIdentity]:
+    """Contacts behind many (channel type, identity key) pairs in one round trip."""
+    if not identities:
+        return {}
+    rows = conn.execute(
+        _KNOWN_IDENTITIES,
+        {"t": tenant_id, "types": [i[0] for i in identities], "keys": [i[1] for i in identities]},
+    ).all()
+    return {(r[0], r[1]): KnownIdentity(contact_id=r[2], external_id=r[3], name=r[4]) for r in rows}
+
+
+def refresh_identity(
+    conn: Connection,
+    *,
+    tenant_id: int,
+    channel_type: str,
+    identity_key: str,
+    known: KnownIdentity,
+    external_id: str,
+    name: str | None,
+) -> None:
+    """Keep a known contact's name and provider address current (writes only on change)."""
+    if name and name != known.name:
+        conn.execute(
+            text("UPDATE contacts SET name = :n, updated_at = now() WHERE id = :id"),
+            {"n": name, "id": known.contact_id},
+        )
+    if external_id != known.external_id:
+        conn.execute(
+            text(
+                "UPDATE contact_identities SET external_id = :e, updated_at = now() "
+                "WHERE tenant_id = :t AND channel_type = :ct AND identity_key = :k"
+            ),
+            {"e": external_id, "t": tenant_id, "ct": channel_type, "k": identity_key},
+        )
+
+
+_STORED_IDS = text(
+    """
+    SELECT channel_id, provider_message_id FROM messages
+    WHERE (channel_id, provider_message_id) IN (
+        SELECT * FROM unnest(CAST(:channels AS bigint[]), CAST(:ids AS text[])))
+    """
+)
+
+
+def get_stored_provider_ids(
+    conn: Connection, pairs: Sequence[tuple[int, str]]
+) -> set[tuple[int, str]]:
+    """Which (channel, provider message id) pairs are stored already, in one round trip."""
+    if not pairs:
+        return set()
+    rows = conn.execute(
+        _STORED_IDS, {"channels": [p[0] for p in pairs], "ids": [p[1] for p in pairs]}
+    ).all()
+    return {(int(r[0]), str(r[1])) for r in rows}
+
+
+_LIVE_TICKETS = text(
+    """
+    SELECT channel_id, contact_id, id, protocol FROM tickets
+    WHERE tenant_id = :t AND status IN ('pending', 'open') AND (channel_id, contact_id) IN (
+        SELECT * FROM unnest(CAST(:channels AS bigint[]), CAST(:contacts AS bigint[])))
+    """
+)
+
+
+def get_live_tickets(
+    conn: Connection, *, tenant_id: int, pairs: Sequence[tuple[int, int]]
+) -> dict[tuple[int, int], TicketRef]:
+    """Live tickets of many (channel, contact) pairs in one round trip."""
+    if not pairs:
+        return {}
+    rows = conn.execute(
+        _LIVE_TICKETS,
+        {"t": tenant_id, "channels": [p[0] for p in pairs], "contacts": [p[1] for p in pairs]},
+    ).all()
+    return {(int(r[0]), int(r[1])): TicketRef(id=r[2], created=False, protocol=r[3]) for r in rows}
+
+
+_STORE_INBOUND = text(
+    """
+    WITH ins AS (
+        INSERT INTO messages (tenant_id, ticket_id, contact_id, channel_id, direction, type,
+            body, media, location, shared_contacts, referral, reply_id, quoted_message_id,
+            quoted_provider_message_id, provider_message_id, provider_timestamp, status,
+            status_at, error_code, error_message, author_external_id, author_name, subject,
+            thread_ids, story_url)
+        VALUES (:tenant_id, :ticket_id, :contact_id, :channel_id, 'in', :type, :body,
+            CAST(:media_json AS jsonb), CAST(:location_json AS jsonb),
+            CAST(:shared_contacts_json AS jsonb), CAST(:referral_json AS jsonb), :reply_id,
+            (SELECT id FROM messages WHERE channel_id = :channel_id
+               AND provider_message_id = :quoted_provider_message_id),
+            :quoted_provider_message_id, :provider_message_id, :provider_timestamp,
+            'received', :provider_timestamp, :error_code, :error_message,
+            :author_external_id, :author_name, :subject, :thread_ids, :story_url)
+        ON CONFLICT (channel_id, provider_message_id) WHERE provider_message_id IS NOT NULL
+        DO NOTHING
+        RETURNING id, ticket_id, tenant_id),
+    counted AS (
+        UPDATE tickets SET unread_count = unread_count + 1, answered = false,
+            last_message_at = greatest(last_message_at, :provider_timestamp),
+            last_inbound_at = greatest(last_inbound_at, :provider_timestamp), updated_at = now()
+        WHERE id = (SELECT ticket_id FROM ins)
+        RETURNING id),
+    audited AS (
+        INSERT INTO ticket_events (tenant_id, ticket_id, type, data)
+        SELECT tenant_id, ticket_id, 'message_received', jsonb_build_object('message_id', id)
+        FROM ins),
+    announced AS (
+        INSERT INTO outbox (tenant_id, topic, payload)
+        SELECT tenant_id, 'message.created', jsonb_build_object(
+            'message_id', id, 'ticket_id', ticket_id, 'contact_id', CAST(:contact_id AS bigint),
+            'direction', 'in', 'type', CAST(:type AS text))
+        FROM ins
+        RETURNING id)
+    SELECT (SELECT id FROM ins), (SELECT id FROM announced)
+    """
+)
+
+
+def store_inbound_message(conn: Connection, msg: NewInboundMessage) -> tuple[int, int] | None:
+    """Insert the message, count it on its ticket, audit it and announce it: one round trip.
+
+    None when this provider message was stored before (nothing else changes then).
+    Returns (message id, outbox id) otherwise.
+    """
+    row = conn.execute(_STORE_INBOUND, msg.model_dump()).one()
+    if row[0] is None:
+        return None
+    return int(row[0]), int(row[1])

@@ -109,6 +109,30 @@ def mark_inbox_done(conn: Connection, inbox_id: int, *, status: str, note: str |
     )
 
 
+_MARK_DONE_MANY = text(
+    """
+    UPDATE inbox SET status = d.status, note = d.note, processed_at = now(),
+        attempts = inbox.attempts + 1
+    FROM unnest(CAST(:ids AS bigint[]), CAST(:statuses AS text[]), CAST(:notes AS text[]))
+        AS d(id, status, note)
+    WHERE inbox.id = d.id
+    """
+)
+
+
+def mark_inbox_done_many(conn: Connection, outcomes: Sequence[tuple[int, str, str | None]]) -> None:
+    """Record the outcome of many inbox rows (id, status, note) in one round trip."""
+    if outcomes:
+        conn.execute(
+            _MARK_DONE_MANY,
+            {
+                "ids": [o[0] for o in outcomes],
+                "statuses": [o[1] for o in outcomes],
+                "notes": [o[2] for o in outcomes],
+            },
+        )
+
+
 def mark_inbox_dead(conn: Connection, inbox_ids: Sequence[int], *, note: str) -> None:
     """Park rows whose processing cannot succeed; a dead-letter requeue revives them."""
     conn.execute(

@@ -14,7 +14,7 @@ from engine.events import (
     ProviderNotice,
 )
 from engine.store.dead_letters import NewDeadLetter, insert_dead_letter
-from engine.store.inbox import InboxRow, mark_inbox_done
+from engine.store.inbox import InboxRow, mark_inbox_done_many
 from pipelines.inbound.models import (
     INBOUND_ACTOR,
     INBOUND_QUEUE,
@@ -42,6 +42,7 @@ def ack(
     by_row: dict[int, list[ValidatedEvent]] = defaultdict(list)
     for v in events:
         by_row[v.inbox_id].append(v)
+    done: list[tuple[int, str, str | None]] = []
     for row in rows:
         row_events = by_row.get(row.id, [])
         malformed = [v for v in row_events if isinstance(v.event, MalformedEvent)]
@@ -67,7 +68,8 @@ def ack(
             ]
             + [f"notice {n.code}: {n.title}" for n in notices]
         )
-        mark_inbox_done(conn, row.id, status=status, note=note[:1000] or None)
+        done.append((row.id, status, note[:1000] or None))
+    mark_inbox_done_many(conn, done)
 
 
 def _dead_letter_malformed(conn: Connection, row: InboxRow, event: MalformedEvent) -> None:

@@ -51,12 +51,21 @@ def contact_lock_key(
     return int.from_bytes(hashlib.blake2b(basis.encode(), digest_size=8).digest(), signed=True)
 
 
-def enrich(events: Sequence[ValidatedEvent], *, conn: Connection) -> list[EnrichedEvent]:
-    """Upsert the contact behind each conversation event, in per-contact timestamp order.
+def lock_key_of(v: ValidatedEvent) -> int | None:
+    """The per-person lock an event needs, or None for events about no person (statuses)."""
+    if not isinstance(v.event, ConversationEvent | ContactEvent):
+        return None
+    who = _identity(v)
+    return contact_lock_key(v.tenant_id, v.channel_type, who.key, who.phone)
 
-    Takes the transaction-scoped advisory lock of every contact in the batch first (sorted),
-    so concurrent batches touching the same person serialise instead of racing.
-    Idempotent: a contact is found by its identity before anything is created.
+
+def enrich(events: Sequence[ValidatedEvent], *, conn: Connection) -> list[EnrichedEvent]:
+    """Find or create the contact behind each event, in per-person timestamp order.
+
+    The caller holds the lock of every person in `events` (see batch.py), so no concurrent
+    transaction creates the same contact. Known identities are looked up in one round trip;
+    only new people cost more. Idempotent: an identity is found before anything is created.
+    Events that refer to a person (edits, receipts, contact changes) never create one.
     """
     keyed: list[tuple[int, ValidatedEvent, Identity]] = []
     others: list[ValidatedEvent] = []
@@ -67,32 +76,61 @@ def enrich(events: Sequence[ValidatedEvent], *, conn: Connection) -> list[Enrich
             keyed.append((lock, v, who))
         else:
             others.append(v)
-    conv.lock_contact_keys(conn, [k[0] for k in keyed])
     keyed.sort(key=lambda k: (k[0], _timestamp(k[1]), k[1].inbox_id, k[1].position))
-
+    tenant_id = events[0].tenant_id if events else 0
+    known = conv.get_known_identities(
+        conn,
+        tenant_id=tenant_id,
+        identities=sorted({(v.channel_type.value, who.key) for _, v, who in keyed}),
+    )
     out: list[EnrichedEvent] = []
     for _, v, who in keyed:
-        event = v.event
-        if isinstance(event, ConversationEvent):
-            ref = conv.upsert_contact(
-                conn,
-                tenant_id=v.tenant_id,
-                channel_type=v.channel_type,
-                identity_key=who.key,
-                external_id=event.sender.external_id,
-                name=clean_text(event.sender.name),
-                phone=who.phone,
-                email=who.email,
-                is_group=isinstance(event, InboundMessage) and event.is_group,
-            )
-            out.append(EnrichedEvent(validated=v, contact_id=ref.id, contact_created=ref.created))
-        else:  # refers to a person we may know; never creates one
-            contact_id = conv.get_contact_by_identity(
-                conn, tenant_id=v.tenant_id, channel_type=v.channel_type, identity_key=who.key
-            )
-            out.append(EnrichedEvent(validated=v, contact_id=contact_id))
+        out.append(_enrich_one(conn, v, who, known))
     out.extend(EnrichedEvent(validated=v, contact_id=None) for v in others)
     return out
+
+
+def _enrich_one(
+    conn: Connection,
+    v: ValidatedEvent,
+    who: Identity,
+    known: dict[tuple[str, str], conv.KnownIdentity],
+) -> EnrichedEvent:
+    event = v.event
+    assert isinstance(event, ConversationEvent | ContactEvent)
+    found = known.get((v.channel_type.value, who.key))
+    if not isinstance(event, ConversationEvent):  # refers to a person we may know
+        return EnrichedEvent(validated=v, contact_id=None if found is None else found.contact_id)
+    name = clean_text(event.sender.name)
+    if found is not None:
+        conv.refresh_identity(
+            conn,
+            tenant_id=v.tenant_id,
+            channel_type=v.channel_type,
+            identity_key=who.key,
+            known=found,
+            external_id=event.sender.external_id,
+            name=name,
+        )
+        known[(v.channel_type.value, who.key)] = found.model_copy(
+            update={"external_id": event.sender.external_id, "name": name or found.name}
+        )
+        return EnrichedEvent(validated=v, contact_id=found.contact_id)
+    ref = conv.upsert_contact(
+        conn,
+        tenant_id=v.tenant_id,
+        channel_type=v.channel_type,
+        identity_key=who.key,
+        external_id=event.sender.external_id,
+        name=name,
+        phone=who.phone,
+        email=who.email,
+        is_group=isinstance(event, InboundMessage) and event.is_group,
+    )
+    known[(v.channel_type.value, who.key)] = conv.KnownIdentity(
+        contact_id=ref.id, external_id=event.sender.external_id, name=name
+    )
+    return EnrichedEvent(validated=v, contact_id=ref.id, contact_created=ref.created)
 
 
 def _timestamp(v: ValidatedEvent) -> datetime:

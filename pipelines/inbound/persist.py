@@ -160,33 +160,15 @@ def _persist_message(
                 payload={"ticket_id": ticket.id, "contact_id": contact_id, "status": "pending"},
             )
         )
-    message_id = conv.insert_inbound_message(conn, _new_message(v, event, ticket.id, contact_id))
-    if message_id is None:
+    stored = conv.store_inbound_message(conn, _new_message(v, event, ticket.id, contact_id))
+    if stored is None:
         outcome.duplicates += 1
         return
+    message_id, outbox_id = stored
     outcome.messages_stored += 1
-    conv.mark_ticket_inbound(conn, ticket_id=ticket.id, at=event.provider_timestamp)
-    conv.insert_ticket_event(
-        conn,
-        tenant_id=v.tenant_id,
-        ticket_id=ticket.id,
-        type="message_received",
-        data={"message_id": message_id},
-    )
-    outcome.outbox_ids.append(
-        insert_outbox(
-            conn,
-            tenant_id=v.tenant_id,
-            topic="message.created",
-            payload={
-                "message_id": message_id,
-                "ticket_id": ticket.id,
-                "contact_id": contact_id,
-                "direction": "in",
-                "type": event.type,
-            },
-        )
-    )
+    outcome.outbox_ids.append(outbox_id)
+    if event.media:
+        outcome.media_message_ids.append(message_id)
 
 
 def _new_message(
