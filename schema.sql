@@ -551,3 +551,62 @@ ALTER TABLE messages ADD COLUMN IF NOT EXISTS sending_at timestamptz;
 CREATE INDEX IF NOT EXISTS messages_outbound_contact_idx ON messages (channel_id, contact_id, id)
     WHERE direction = 'out';
 INSERT INTO schema_migrations (version) VALUES (2) ON CONFLICT (version) DO NOTHING;
+
+-- Version 3: the agent and integration API ----------------------------------------------
+-- Refresh tokens rotate: each use replaces the token; reusing a replaced one revokes the
+-- whole family (a stolen token is detected the moment both parties use it).
+CREATE TABLE IF NOT EXISTS refresh_tokens (
+    id              bigserial PRIMARY KEY,
+    tenant_id       bigint NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+    user_id         bigint NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    family_id       uuid NOT NULL,
+    token_hash      text NOT NULL UNIQUE,
+    token_version   integer NOT NULL,
+    expires_at      timestamptz NOT NULL,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    used_at         timestamptz,
+    revoked_at      timestamptz
+);
+CREATE INDEX IF NOT EXISTS refresh_tokens_family_idx ON refresh_tokens (family_id);
+ALTER TABLE users ADD COLUMN IF NOT EXISTS totp_secret text;
+ALTER TABLE users ADD COLUMN IF NOT EXISTS totp_enabled boolean NOT NULL DEFAULT false;
+ALTER TABLE users ADD COLUMN IF NOT EXISTS backup_code_hashes text[] NOT NULL DEFAULT '{}';
+ALTER TABLE users ADD COLUMN IF NOT EXISTS password_changed_at timestamptz;
+ALTER TABLE api_clients ADD COLUMN IF NOT EXISTS token_prefix text;
+ALTER TABLE api_clients ADD COLUMN IF NOT EXISTS created_by bigint REFERENCES users(id)
+    ON DELETE SET NULL;
+-- An API client's retry with the same external_key gets the same message, never a second.
+ALTER TABLE messages ADD COLUMN IF NOT EXISTS external_key text;
+ALTER TABLE messages ADD COLUMN IF NOT EXISTS api_client_id bigint REFERENCES api_clients(id)
+    ON DELETE SET NULL;
+ALTER TABLE messages ADD COLUMN IF NOT EXISTS scheduled_at timestamptz;
+CREATE UNIQUE INDEX IF NOT EXISTS messages_external_key ON messages (tenant_id, external_key)
+    WHERE external_key IS NOT NULL;
+CREATE INDEX IF NOT EXISTS messages_scheduled_idx ON messages (scheduled_at)
+    WHERE status = 'pending' AND scheduled_at IS NOT NULL;
+ALTER TABLE tickets ADD COLUMN IF NOT EXISTS accepted_at timestamptz;
+ALTER TABLE contacts ADD COLUMN IF NOT EXISTS merged_into_id bigint REFERENCES contacts(id)
+    ON DELETE SET NULL;
+ALTER TABLE webhook_deliveries ADD COLUMN IF NOT EXISTS outbox_id bigint;
+ALTER TABLE webhook_deliveries ADD COLUMN IF NOT EXISTS error text;
+ALTER TABLE webhook_deliveries ADD COLUMN IF NOT EXISTS last_attempt_at timestamptz;
+CREATE UNIQUE INDEX IF NOT EXISTS webhook_deliveries_once
+    ON webhook_deliveries (subscription_id, outbox_id) WHERE outbox_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS tickets_queue_idx ON tickets (tenant_id, queue_id, status);
+CREATE INDEX IF NOT EXISTS tickets_user_idx ON tickets (tenant_id, user_id, status);
+DO $$
+BEGIN
+    ALTER TABLE refresh_tokens ENABLE ROW LEVEL SECURITY;
+    ALTER TABLE refresh_tokens FORCE ROW LEVEL SECURITY;
+    DROP POLICY IF EXISTS tenant_isolation ON refresh_tokens;
+    CREATE POLICY tenant_isolation ON refresh_tokens
+        USING (tenant_id = flowdesk_tenant() OR flowdesk_system())
+        WITH CHECK (tenant_id = flowdesk_tenant() OR flowdesk_system());
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'flowdesk_app') THEN
+        EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA %I TO flowdesk_app',
+                       current_schema());
+        EXECUTE format('GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA %I TO flowdesk_app',
+                       current_schema());
+    END IF;
+END $$;
+INSERT INTO schema_migrations (version) VALUES (3) ON CONFLICT (version) DO NOTHING;
