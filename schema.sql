@@ -594,6 +594,9 @@ CREATE UNIQUE INDEX IF NOT EXISTS webhook_deliveries_once
     ON webhook_deliveries (subscription_id, outbox_id) WHERE outbox_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS tickets_queue_idx ON tickets (tenant_id, queue_id, status);
 CREATE INDEX IF NOT EXISTS tickets_user_idx ON tickets (tenant_id, user_id, status);
+-- The sweep looks for recent inbound media never downloaded.
+CREATE INDEX IF NOT EXISTS messages_inbound_media_idx ON messages (created_at)
+    WHERE direction = 'in' AND media <> '[]'::jsonb;
 DO $$
 BEGIN
     ALTER TABLE refresh_tokens ENABLE ROW LEVEL SECURITY;

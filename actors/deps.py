@@ -13,6 +13,7 @@ from adapters.base import ChannelAdapter
 from config import Settings
 from engine.db import system_tx
 from engine.events import ChannelType
+from engine.media import DEFAULT_ALLOWED_TYPES, MediaStorage
 from engine.ratelimit import TokenBucket
 from engine.store.dead_letters import NewDeadLetter, insert_dead_letter
 
@@ -25,6 +26,7 @@ class WorkerDeps:
     adapters: Mapping[ChannelType, ChannelAdapter]
     http: httpx.Client
     bucket: TokenBucket
+    storage: MediaStorage
 
     def record_dead_letter(self, dl: NewDeadLetter) -> None:
         with system_tx(self.db) as conn:
@@ -33,6 +35,11 @@ class WorkerDeps:
     @property
     def realtime_prefix(self) -> str:
         return self.settings.QUEUE_PREFIX
+
+    @property
+    def media_allowed_types(self) -> tuple[str, ...]:
+        """MEDIA_ALLOWED_TYPES, or the engine's default when unset."""
+        return self.settings.MEDIA_ALLOWED_TYPES or DEFAULT_ALLOWED_TYPES
 
 
 _current: WorkerDeps | None = None

@@ -7,6 +7,7 @@ import logging
 from actors import deps
 from actors.broker import actor
 from actors.deliver import publish_outbox
+from actors.media import download_media
 from engine.db import system_tx
 from engine.errors import PermanentError
 from engine.store.inbox import claim_inbox, mark_inbox_dead
@@ -36,13 +37,7 @@ def process_inbox(inbox_ids: list[int], reparse: bool = False) -> None:
         with system_tx(d.db) as conn:
             mark_inbox_dead(conn, inbox_ids, note=str(exc))
         raise PermanentError(str(exc)) from exc
-    if outcome.outbox_ids:
-        publish_outbox.send(outcome.outbox_ids)
-    if outcome.deferred_inbox_ids:
-        # Their person was busy in another transaction: offer them again shortly.
-        process_inbox.send_with_options(
-            args=(outcome.deferred_inbox_ids, reparse), delay=DEFER_DELAY_MS
-        )
+    _hand_off(outcome, reparse)
     log.info(
         "inbox batch processed",
         extra={
@@ -57,3 +52,15 @@ def process_inbox(inbox_ids: list[int], reparse: bool = False) -> None:
             "deferred": len(outcome.deferred_inbox_ids),
         },
     )
+
+
+def _hand_off(outcome: inbound.BatchOutcome, reparse: bool) -> None:
+    """After commit: realtime events, media downloads, and rows whose person was busy."""
+    if outcome.outbox_ids:
+        publish_outbox.send(outcome.outbox_ids)
+    for message_id, index in outcome.media_downloads:
+        download_media.send(message_id, index)
+    if outcome.deferred_inbox_ids:
+        process_inbox.send_with_options(
+            args=(outcome.deferred_inbox_ids, reparse), delay=DEFER_DELAY_MS
+        )

@@ -8,11 +8,14 @@ from dataclasses import dataclass
 from actors.deliver import publish_outbox
 from actors.deps import WorkerDeps
 from actors.inbound import process_inbox
+from actors.media import download_media
 from actors.outbound import send_message
 from engine.db import system_tx
 from engine.store.inbox import get_stale_inbox_ids
+from engine.store.media import get_stale_media_downloads
 from engine.store.outbound import get_unsent_ids
 from engine.store.outbox import get_stale_outbox_ids
+from pipelines.media import SWEEP_WITHIN_S
 
 log = logging.getLogger(__name__)
 
@@ -24,10 +27,11 @@ class SweepResult:
     inbox_requeued: int
     outbox_requeued: int
     sends_requeued: int = 0
+    media_requeued: int = 0
 
 
 def sweep(d: WorkerDeps) -> SweepResult:
-    """Re-enqueue inbox rows and outbox events left unprocessed past their deadline.
+    """Re-enqueue work left behind past its deadline: inbox, outbox, sends, media downloads.
 
     Safe to run concurrently with workers: processing is idempotent and claims skip rows
     another worker holds. A flushed or restarted broker therefore loses nothing.
@@ -52,18 +56,29 @@ def sweep(d: WorkerDeps) -> SweepResult:
         )
     for message_id in unsent_ids:
         send_message.send(message_id)
+    with system_tx(d.db) as conn:
+        downloads = get_stale_media_downloads(
+            conn,
+            older_than_s=d.settings.INBOX_SWEEP_AFTER_S,
+            within_s=SWEEP_WITHIN_S,
+            limit=SWEEP_LIMIT,
+        )
+    for message_id, index in downloads:
+        download_media.send(message_id, index)
     result = SweepResult(
         inbox_requeued=len(inbox_ids),
         outbox_requeued=len(outbox_ids),
         sends_requeued=len(unsent_ids),
+        media_requeued=len(downloads),
     )
-    if inbox_ids or outbox_ids or unsent_ids:
+    if inbox_ids or outbox_ids or unsent_ids or downloads:
         log.warning(
             "sweep re-offered stale work",
             extra={
                 "inbox": result.inbox_requeued,
                 "outbox": result.outbox_requeued,
                 "sends": result.sends_requeued,
+                "media": result.media_requeued,
             },
         )
     return result

@@ -5,12 +5,14 @@ from __future__ import annotations
 import httpx
 import redis
 
-from actors import deliver, inbound, outbound  # noqa: F401 - importing declares the actors
+from actors import deliver, inbound, media, outbound  # noqa: F401 - importing declares the actors
 from actors.broker import bind_actors, build_broker
 from actors.deps import WorkerDeps, default_adapters, install
 from actors.middleware import RetryPolicy
 from config import Settings
 from engine.db import create_db_engine
+from engine.media import MediaStorage
+from engine.media_storage import storage_from_settings
 from engine.ratelimit import TokenBucket
 from engine.runtime import Runtime
 
@@ -27,8 +29,24 @@ def provider_http_client() -> httpx.Client:
     )
 
 
+def media_storage(settings: Settings) -> MediaStorage:
+    """The media store MEDIA_STORAGE selects. Raises ConfigError naming what is missing."""
+    return storage_from_settings(
+        settings.MEDIA_STORAGE,
+        data_dir=settings.FLOWDESK_DATA_DIR,
+        media_dir=settings.MEDIA_DIR,
+        s3_bucket=settings.S3_BUCKET,
+        s3_endpoint_url=settings.S3_ENDPOINT_URL,
+        s3_region=settings.S3_REGION,
+        s3_access_key_id=settings.S3_ACCESS_KEY_ID,
+        s3_secret_access_key=settings.S3_SECRET_ACCESS_KEY,
+        s3_prefix=settings.S3_PREFIX,
+    )
+
+
 def build_worker_deps(settings: Settings, runtime: Runtime) -> WorkerDeps:
     """Dependencies for actors in this process, and the broker bound to them."""
+    storage = media_storage(settings)  # first: a missing S3 extra fails before any connection
     client = redis.Redis.from_url(runtime.redis_url)
     deps = WorkerDeps(
         settings=settings,
@@ -37,6 +55,7 @@ def build_worker_deps(settings: Settings, runtime: Runtime) -> WorkerDeps:
         adapters=default_adapters(),
         http=provider_http_client(),
         bucket=TokenBucket(client, f"{settings.QUEUE_PREFIX}:ratelimit"),
+        storage=storage,
     )
     broker = build_broker(
         redis_url=runtime.redis_url,

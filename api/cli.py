@@ -13,10 +13,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from config import ConfigError, Settings, load_settings
 from engine.errors import EngineError
+from engine.events import ChannelConfig, ChannelSecrets, ChannelType
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
@@ -55,16 +56,10 @@ def positive_int(value: str) -> int:
     return int(value)
 
 
-class WhatsAppChannelConfig(BaseModel):
-    """`channel create --type whatsapp --config` JSON."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    phone_number_id: str = Field(pattern=r"^\d{5,20}$")
-    access_token: str = Field(min_length=1)
-    app_secret: str = Field(min_length=8)
-    verify_token: str = Field(min_length=8)
-    api_base_url: str = Field(default="https://graph.facebook.com/v21.0", pattern=r"^https?://")
+def port(value: str) -> int:
+    if not value.isdigit() or int(value) > 65535:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a port number (0 picks a free one)")
+    return int(value)
 
 
 # commands -------------------------------------------------------------------------------
@@ -115,22 +110,14 @@ def cmd_tenant_create(args: argparse.Namespace, settings: Settings, out: Output)
 def cmd_channel_create(args: argparse.Namespace, settings: Settings, out: Output) -> None:
     from sqlalchemy.exc import IntegrityError
 
-    from adapters.base import ChannelSecrets
     from engine.db import system_tx
-    from engine.events import ChannelConfig, ChannelType
     from engine.store.channels import insert_channel
     from engine.store.tenants import tenant_exists
 
-    if args.type != "whatsapp":
-        raise CliError(f"--type: {args.type!r} is not available yet (whatsapp)")
-    try:
-        raw = json.loads(args.config)
-        config = WhatsAppChannelConfig.model_validate(raw)
-    except json.JSONDecodeError as exc:
-        raise CliError(f"--config: not JSON ({exc.msg} at column {exc.colno})") from None
-    except ValidationError as exc:
-        fields = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise CliError(f"--config: {fields}") from None
+    if not 1 <= len(args.name) <= 100:
+        raise CliError("--name: 1 to 100 characters")
+    channel_type = ChannelType(args.type)
+    external_id, config, secrets = _channel_setup(channel_type, args.config)
     db = _db(settings)
     try:
         with system_tx(db) as conn:
@@ -139,23 +126,85 @@ def cmd_channel_create(args: argparse.Namespace, settings: Settings, out: Output
             channel_id = insert_channel(
                 conn,
                 tenant_id=args.tenant,
-                type=ChannelType.WHATSAPP,
+                type=channel_type,
                 name=args.name,
-                external_id=config.phone_number_id,
-                config=ChannelConfig(api_base_url=config.api_base_url),
-                secrets=ChannelSecrets(
-                    access_token=config.access_token,
-                    app_secret=config.app_secret,
-                    verify_token=config.verify_token,
-                ),
+                external_id=external_id,
+                config=config,
+                secrets=secrets,
             )
-    except IntegrityError:
-        raise CliError("a channel with this phone_number_id or name already exists") from None
-    url = f"{str(settings.BACKEND_URL).rstrip('/')}/webhooks/whatsapp/{channel_id}"
+    except IntegrityError as exc:
+        raise CliError(_duplicate_channel(exc, channel_type, args.name)) from None
+    url = f"{str(settings.BACKEND_URL).rstrip('/')}/webhooks/{channel_type.value}/{channel_id}"
+    hint = _webhook_hint(channel_type, url, config)
     out.emit(
-        {"channel_id": channel_id, "webhook_url": url},
-        f"channel {channel_id} created\nwebhook URL: {url}",
+        {"channel_id": channel_id, "webhook_url": url, "hint": hint},
+        f"channel {channel_id} created\nwebhook URL: {url}" + (f"\n{hint}" if hint else ""),
     )
+
+
+# Field names whose values are credentials: never repeated in an error line.
+_SECRET_FIELD = re.compile(r"token|secret|key|password|auth", re.IGNORECASE)
+
+
+def _channel_setup(
+    channel_type: ChannelType, raw_config: str
+) -> tuple[str, ChannelConfig, ChannelSecrets]:
+    """(external_id, config, secrets) from --config, validated by the channel type's own set-up
+    model; CliError naming every bad field on one line otherwise."""
+    from pydantic import TypeAdapter
+
+    from adapters.registry import setup_models
+
+    try:
+        raw = json.loads(raw_config)
+    except json.JSONDecodeError as exc:
+        raise CliError(f"--config: not JSON ({exc.msg} at column {exc.colno})") from None
+    if not isinstance(raw, dict):
+        raise CliError("--config: must be a JSON object of the channel's settings")
+    try:
+        setup = TypeAdapter(setup_models()[channel_type]).validate_python(raw)
+    except ValidationError as exc:
+        fields = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or '(config)'}: "
+            + str(e["msg"]).removeprefix("Value error, ")
+            for e in exc.errors()
+        )
+        raise CliError(f"--config: {_without_secrets(fields, raw)}") from None
+    return setup.to_channel()
+
+
+def _without_secrets(line: str, raw: dict[str, Any]) -> str:
+    """`line` with every credential value of `raw` blanked out (pydantic quotes some inputs)."""
+    for name, value in raw.items():
+        if _SECRET_FIELD.search(str(name)) and isinstance(value, str) and len(value) >= 4:
+            line = line.replace(value, "***")
+    return line
+
+
+def _duplicate_channel(exc: Exception, channel_type: ChannelType, name: str) -> str:
+    diag = getattr(getattr(exc, "orig", None), "diag", None)
+    if "name" in str(getattr(diag, "constraint_name", "") or ""):
+        return f"--name: the tenant already has a channel named {name!r}"
+    return f"--config: this {channel_type.value} account is already connected as a channel"
+
+
+def _webhook_hint(channel_type: ChannelType, url: str, config: ChannelConfig) -> str | None:
+    """What the admin must still do at the provider; secrets named, never printed."""
+    from urllib.parse import urlsplit
+
+    if channel_type is ChannelType.TELEGRAM:
+        return (
+            f"next: call {config.api_base_url}/bot<bot_token>/setWebhook with url={url} "
+            "and secret_token=<your webhook_secret>"
+        )
+    if channel_type is ChannelType.EMAIL and config.inbound_provider == "sendgrid":
+        parts = urlsplit(url)
+        authed = parts._replace(netloc=f"inbound:<webhook_secret>@{parts.netloc}").geturl()
+        return (
+            "next: SendGrid Inbound Parse must call the URL with basic auth "
+            f"user:webhook_secret (any user name), e.g. {authed}"
+        )
+    return None
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings, out: Output) -> None:
@@ -282,6 +331,46 @@ def _dl_json(d: Any) -> dict[str, object]:
     }
 
 
+def cmd_sandbox(args: argparse.Namespace, settings: Settings, out: Output) -> None:
+    from adapters.sandbox import Sandbox, run_sandbox
+
+    def ready(sandbox: Sandbox) -> None:
+        http = sandbox.http_url
+        # What each channel's api_base_url (and an e-mail channel's smtp_host/port) should be.
+        bases = {
+            "whatsapp": f"{http}/v21.0",
+            "messenger": f"{http}/v21.0",
+            "instagram": f"{http}/instagram/v21.0",
+            "telegram": http,
+            "sms": http,
+        }
+        data = {
+            "http_url": http,
+            "control_url": f"{http}/_sandbox/",
+            "smtp_host": sandbox.host,
+            "smtp_port": sandbox.smtp_port,
+            "api_base_url": bases,
+        }
+        if out.as_json:  # one line, so a script can read the first line and go on
+            print(json.dumps(data), flush=True)
+            return
+        lines = [
+            "sandbox ready (Ctrl-C or SIGTERM stops it)",
+            f"HTTP  {http}  (control API {http}/_sandbox/)",
+            f"SMTP  {sandbox.host}:{sandbox.smtp_port}",
+            "api_base_url per channel type:",
+            *(f"  {name:<10} {base}" for name, base in bases.items()),
+        ]
+        print("\n".join(lines), flush=True)
+
+    try:
+        run_sandbox(args.port, args.smtp_port, host=args.host, on_ready=ready)
+    except (RuntimeError, OSError) as exc:
+        raise CliError(
+            f"sandbox: {exc} (is --port {args.port} or --smtp-port {args.smtp_port} taken?)"
+        ) from None
+
+
 def cmd_demo(args: argparse.Namespace, settings: Settings, out: Output) -> None:
     from api.demo import run_demo
 
@@ -376,11 +465,7 @@ def build_parser() -> argparse.ArgumentParser:
     channel = sub.add_parser("channel", help="channels").add_subparsers(dest="c", required=True)
     p = add("create", cmd_channel_create, "connect a provider channel", channel)
     p.add_argument("--tenant", type=positive_int, required=True)
-    p.add_argument(
-        "--type",
-        required=True,
-        choices=["whatsapp", "messenger", "instagram", "telegram", "sms", "email"],
-    )
+    p.add_argument("--type", required=True, choices=[t.value for t in ChannelType])
     p.add_argument("--name", required=True)
     p.add_argument("--config", required=True, help="JSON object of the channel's settings")
 
@@ -393,6 +478,10 @@ def build_parser() -> argparse.ArgumentParser:
     add("scheduler", cmd_scheduler, "run the scheduler (one leader)")
     p = add("run", cmd_run, "run web, worker and scheduler from the Procfile")
     p.add_argument("--procfile", default="Procfile")
+    p = add("sandbox", cmd_sandbox, "run the provider sandbox (Graph, Telegram, Twilio, SMTP)")
+    p.add_argument("--port", type=port, default=8090, help="HTTP port (0: any free one)")
+    p.add_argument("--smtp-port", type=port, default=2525, help="SMTP port (0: any free one)")
+    p.add_argument("--host", default="127.0.0.1")
     p = add("demo", cmd_demo, "drive signed sample traffic through a running engine")
     p.add_argument("--contacts", type=positive_int, default=6)
 

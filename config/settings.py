@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
@@ -10,6 +11,10 @@ from urllib.parse import quote
 
 from pydantic import AnyHttpUrl, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+# Segments of letters, digits and `._-`, none starting with a dot (engine.media.check_key).
+_S3_PREFIX = r"^([A-Za-z0-9_][A-Za-z0-9._-]{0,199}(/[A-Za-z0-9_][A-Za-z0-9._-]{0,199})*/?)?$"
+_MEDIA_TYPE = re.compile(r"\*(/\*)?|[a-z0-9!#$&^_.+-]+/(\*|[a-z0-9!#$&^_.+-]+)")
 
 
 class ConfigError(Exception):
@@ -42,6 +47,15 @@ class Settings(BaseSettings):
 
     JWT_SECRET: str = Field(default="", min_length=0)
     JWT_ACCESS_TTL_S: int = Field(default=900, ge=30, le=86_400)
+    JWT_REFRESH_TTL_S: int = Field(default=30 * 86_400, ge=300, le=365 * 86_400)
+    # Failed sign-ins counted per account (by e-mail, known or not) and per client IP over a
+    # fixed window; past either limit login answers 429 until the window ends.
+    LOGIN_MAX_FAILURES_PER_ACCOUNT: int = Field(default=10, ge=1, le=10_000)
+    LOGIN_MAX_FAILURES_PER_IP: int = Field(default=50, ge=1, le=100_000)
+    LOGIN_FAILURE_WINDOW_S: int = Field(default=900, ge=10, le=86_400)
+    # REST API requests per minute (webhooks and /healthz are exempt).
+    API_RATE_PER_IP_PER_MIN: int = Field(default=600, ge=1, le=1_000_000)
+    API_RATE_PER_TENANT_PER_MIN: int = Field(default=3000, ge=1, le=10_000_000)
 
     FLOWDESK_DATA_DIR: Path = Path(".flowdesk")
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -59,6 +73,20 @@ class Settings(BaseSettings):
     PIPELINE_BATCH_MAX: int = Field(default=200, ge=1, le=5_000)
     INBOX_SWEEP_AFTER_S: int = Field(default=120, ge=5, le=86_400)
     INBOX_SWEEP_EVERY_S: int = Field(default=30, ge=1, le=3_600)
+
+    # Inbound media: downloaded by its own actor into local files (default) or S3.
+    MEDIA_STORAGE: Literal["local", "s3"] = "local"
+    MEDIA_DIR: Path | None = None  # unset: <FLOWDESK_DATA_DIR>/media
+    S3_BUCKET: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+    S3_ENDPOINT_URL: str | None = None  # an S3-compatible service (MinIO, R2…); unset: AWS
+    S3_REGION: str | None = Field(default=None, pattern=r"^[a-z0-9-]{1,40}$")
+    S3_ACCESS_KEY_ID: str | None = None  # unset: boto3's own chain (instance role, ~/.aws)
+    S3_SECRET_ACCESS_KEY: str | None = None
+    S3_PREFIX: str = Field(default="", pattern=_S3_PREFIX)
+    # The whole file is held in memory while it is checked and stored; Meta's cap is 100 MB.
+    MEDIA_MAX_BYTES: int = Field(default=16 * 1024 * 1024, ge=1_024, le=100 * 1024 * 1024)
+    # Comma-separated `type/subtype` or `type/*`; unset: engine.media.DEFAULT_ALLOWED_TYPES.
+    MEDIA_ALLOWED_TYPES: tuple[str, ...] | None = None
 
     @classmethod
     def settings_customise_sources(
@@ -105,10 +133,48 @@ class Settings(BaseSettings):
             raise ValueError("must start with amqp:// or amqps://")
         return value
 
+    @field_validator("MEDIA_DIR", "S3_BUCKET", "S3_REGION", "S3_ACCESS_KEY_ID", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("S3_ENDPOINT_URL")
+    @classmethod
+    def _check_s3_endpoint(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", value):
+            raise ValueError("must be an http(s) URL")
+        return value
+
+    @field_validator("S3_SECRET_ACCESS_KEY")
+    @classmethod
+    def _empty_secret_is_unset(cls, value: str | None) -> str | None:
+        return value or None
+
+    @field_validator("MEDIA_ALLOWED_TYPES", mode="before")
+    @classmethod
+    def _split_media_types(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        entries = tuple(e.strip().lower() for e in value.split(",") if e.strip())
+        for entry in entries:
+            if not _MEDIA_TYPE.fullmatch(entry):
+                raise ValueError(f"{entry[:60]!r} is not a media type like image/png or image/*")
+        return entries or None
+
     @model_validator(mode="after")
     def _check_backoff(self) -> Settings:
         if self.MIN_BACKOFF_MS > self.MAX_BACKOFF_MS:
             raise ValueError("MIN_BACKOFF_MS must not exceed MAX_BACKOFF_MS")
+        return self
+
+    @model_validator(mode="after")
+    def _check_media_storage(self) -> Settings:
+        if self.MEDIA_STORAGE == "s3" and not self.S3_BUCKET:
+            raise ValueError("S3_BUCKET: required when MEDIA_STORAGE=s3")
+        if (self.S3_ACCESS_KEY_ID is None) != (self.S3_SECRET_ACCESS_KEY is None):
+            raise ValueError("S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY: set both or neither")
         return self
 
     @property

@@ -86,4 +86,4 @@ def _merge(into: BatchOutcome, part: BatchOutcome) -> None:
     into.duplicates += part.duplicates
     into.statuses_applied += part.statuses_applied
     into.tickets_created += part.tickets_created
-    into.media_message_ids.extend(part.media_message_ids)
+    into.media_downloads.extend(part.media_downloads)

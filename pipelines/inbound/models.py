@@ -59,7 +59,8 @@ class BatchOutcome:
     statuses_applied: int = 0
     rejected: int = 0
     tickets_created: int = 0
-    media_message_ids: list[int] = field(default_factory=list)
+    # (message id, media index) of every media item just stored, for the download actor.
+    media_downloads: list[tuple[int, int]] = field(default_factory=list)
     deferred_inbox_ids: list[int] = field(default_factory=list)
 
 

@@ -167,8 +167,7 @@ def _persist_message(
     message_id, outbox_id = stored
     outcome.messages_stored += 1
     outcome.outbox_ids.append(outbox_id)
-    if event.media:
-        outcome.media_message_ids.append(message_id)
+    outcome.media_downloads.extend((message_id, i) for i in range(len(event.media)))
 
 
 def _new_message(

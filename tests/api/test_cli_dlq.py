@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import dramatiq
+import httpx
 import psycopg
 import pytest
 import redis
@@ -22,12 +29,65 @@ from engine.store.tenants import insert_tenant
 from tests.conftest import count
 from tests.support.harness import fixture_bytes, running_engine, seed_whatsapp
 
+REPO = Path(__file__).resolve().parents[2]
 BACKEND_URL = "https://desk.example.com"
 WHATSAPP_CONFIG = {
     "phone_number_id": "106540352242999",
     "access_token": "EAAG-token",
     "app_secret": "app-secret-0123",
     "verify_token": "verify-token-0123",
+}
+META_SECRETS = {k: v for k, v in WHATSAPP_CONFIG.items() if k != "phone_number_id"}
+TELEGRAM_TOKEN = "7012345678:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw8"
+TWILIO_AUTH_TOKEN = "0123456789abcdef0123456789abcdef"
+SENDGRID_SECRET = "sg-parse-5Kq9xW2mZr7LtBv"
+# One valid --config per channel type, with the external id each must be stored under.
+VALID_CONFIGS: dict[str, tuple[dict[str, object], str]] = {
+    "whatsapp": (WHATSAPP_CONFIG, "106540352242999"),
+    "messenger": ({**META_SECRETS, "page_id": "112233445566"}, "112233445566"),
+    "instagram": ({**META_SECRETS, "ig_account_id": "17841400000000"}, "17841400000000"),
+    "telegram": (
+        {"bot_token": TELEGRAM_TOKEN, "webhook_secret": "tg-secret_0123"},
+        "7012345678",
+    ),
+    "sms": (
+        {
+            "phone_number": "+14155550100",
+            "account_sid": "AC" + "0" * 32,
+            "auth_token": TWILIO_AUTH_TOKEN,
+        },
+        "+14155550100",
+    ),
+    "email": (
+        {
+            "address": "Support@Help.Acme.test",
+            "inbound_provider": "sendgrid",
+            "webhook_secret": SENDGRID_SECRET,
+        },
+        "support@help.acme.test",
+    ),
+}
+# One bad field per channel type: (the config, the field the error must name, a secret that
+# must not appear in the error).
+BAD_CONFIGS: dict[str, tuple[dict[str, object], str, str]] = {
+    "whatsapp": ({**WHATSAPP_CONFIG, "phone_number_id": "not-digits"}, "phone_number_id", ""),
+    "messenger": ({**META_SECRETS, "page_id": "abc", "app_secret": "short"}, "page_id", "short"),
+    "instagram": (META_SECRETS, "ig_account_id", "EAAG-token"),
+    "telegram": (
+        {"bot_token": "7012345678:too-short-secret", "webhook_secret": "ok"},
+        "bot_token",
+        "too-short-secret",
+    ),
+    "sms": (
+        {**VALID_CONFIGS["sms"][0], "auth_token": "NOT-HEX-but-secret-0123456789abcd"},
+        "auth_token",
+        "NOT-HEX-but-secret",
+    ),
+    "email": (
+        {"address": "not an address", "inbound_provider": "mailgun", "signing_key": "k" * 12},
+        "address",
+        "k" * 12,
+    ),
 }
 
 
@@ -185,10 +245,89 @@ def test_channel_for_an_unknown_tenant_is_refused(cli: Any, engine_db: Engine) -
     assert count(engine_db, "SELECT count(*) FROM channels") == 0
 
 
-def test_channel_types_not_built_yet_are_refused(cli: Any) -> None:
+@pytest.mark.parametrize("channel_type", sorted(VALID_CONFIGS))
+def test_every_channel_type_is_created_from_its_own_setup(
+    cli: Any, engine_db: Engine, channel_type: str
+) -> None:
+    config, external_id = VALID_CONFIGS[channel_type]
     tenant_id = _tenant(cli)
-    ran = _create_channel(cli, tenant_id, "{}", type="telegram", as_json=False)
-    assert "'telegram' is not available yet" in _one_line_error(ran)
+    ran = _create_channel(cli, tenant_id, json.dumps(config), type=channel_type)
+    assert ran.code == 0, ran.err
+    created = ran.json()
+    channel_id = created["channel_id"]
+    assert created["webhook_url"] == f"{BACKEND_URL}/webhooks/{channel_type}/{channel_id}"
+    with system_tx(engine_db) as conn:
+        row = conn.execute(
+            text("SELECT tenant_id, type, external_id, secrets::text FROM channels WHERE id = :id"),
+            {"id": channel_id},
+        ).one()
+    assert (row[0], row[1], row[2]) == (tenant_id, channel_type, external_id)
+    secrets = json.loads(row[3])
+    assert secrets and all(secrets.values())  # the credentials went to the secrets column
+    if channel_type == "telegram":
+        assert "setWebhook" in created["hint"] and created["webhook_url"] in created["hint"]
+        assert TELEGRAM_TOKEN not in created["hint"]
+    elif channel_type == "email":
+        assert "basic auth" in created["hint"] and "<webhook_secret>@" in created["hint"]
+        assert SENDGRID_SECRET not in created["hint"]
+    else:
+        assert created["hint"] is None
+
+
+def test_a_human_gets_the_url_and_the_next_step(cli: Any) -> None:
+    tenant_id = _tenant(cli)
+    config = json.dumps(VALID_CONFIGS["telegram"][0])
+    ran = _create_channel(cli, tenant_id, config, type="telegram", as_json=False)
+    assert ran.code == 0, ran.err
+    lines = ran.out.strip().splitlines()
+    assert lines[0].startswith("channel ") and lines[0].endswith(" created")
+    assert lines[1].startswith(f"webhook URL: {BACKEND_URL}/webhooks/telegram/")
+    assert "setWebhook" in lines[2] and TELEGRAM_TOKEN not in ran.out
+
+
+@pytest.mark.parametrize("channel_type", sorted(BAD_CONFIGS))
+def test_a_bad_field_of_each_channel_type_is_named_and_nothing_is_stored(
+    cli: Any, engine_db: Engine, channel_type: str
+) -> None:
+    config, field, secret = BAD_CONFIGS[channel_type]
+    tenant_id = _tenant(cli)
+    ran = _create_channel(cli, tenant_id, json.dumps(config), type=channel_type, as_json=False)
+    line = _one_line_error(ran)
+    assert line.startswith("flowdesk: error: --config: ")
+    assert f"{field}:" in line
+    if secret:
+        assert secret not in line
+    assert count(engine_db, "SELECT count(*) FROM channels") == 0
+
+
+def test_every_bad_field_is_listed_on_the_one_line(cli: Any) -> None:
+    tenant_id = _tenant(cli)
+    config = {"phone_number": "5550100", "account_sid": "nope", "extra": 1}
+    ran = _create_channel(cli, tenant_id, json.dumps(config), type="sms", as_json=False)
+    line = _one_line_error(ran)
+    for field in ("phone_number", "account_sid", "auth_token", "extra"):
+        assert f"{field}:" in line
+
+
+def test_a_config_that_is_not_an_object_is_refused(cli: Any) -> None:
+    tenant_id = _tenant(cli)
+    line = _one_line_error(_create_channel(cli, tenant_id, "[1, 2]", as_json=False))
+    assert "--config: must be a JSON object" in line
+
+
+def test_the_same_account_twice_is_refused(cli: Any, engine_db: Engine) -> None:
+    tenant_id = _tenant(cli)
+    config, _ = VALID_CONFIGS["sms"]
+    assert _create_channel(cli, tenant_id, json.dumps(config), type="sms").code == 0
+    again = cli(
+        *f"channel create --tenant {tenant_id} --type sms --name Other --config".split(),
+        json.dumps(config),
+        as_json=False,
+    )
+    assert "already connected" in _one_line_error(again)
+    named = _create_channel(cli, tenant_id, json.dumps(WHATSAPP_CONFIG), as_json=False)
+    assert "--name: the tenant already has a channel named 'Sales'" in _one_line_error(named)
+    assert count(engine_db, "SELECT count(*) FROM channels") == 1
 
 
 def test_duplicate_admin_email_is_refused_and_creates_no_tenant(
@@ -201,9 +340,61 @@ def test_duplicate_admin_email_is_refused_and_creates_no_tenant(
 
 
 def test_json_errors_are_one_json_document_on_stderr(cli: Any) -> None:
-    ran = _create_channel(cli, 1, "{}", type="sms")
+    ran = _create_channel(cli, 1, "[]", type="sms")
     assert ran.code == 2
-    assert json.loads(ran.err) == {"error": "--type: 'sms' is not available yet (whatsapp)"}
+    assert json.loads(ran.err) == {
+        "error": "--config: must be a JSON object of the channel's settings"
+    }
+
+
+# sandbox ----------------------------------------------------------------------------------
+
+
+def test_sandbox_command_serves_until_sigterm_then_exits_0(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URI")}
+    env["FLOWDESK_DATA_DIR"] = str(tmp_path)  # nothing may touch the repository's data dir
+    argv = [sys.executable, "-m", "api.cli", "--json", "sandbox", "--port", "0"]
+    proc = subprocess.Popen(
+        [*argv, "--smtp-port", "0"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        ready = json.loads(proc.stdout.readline())  # one line once both servers listen
+        assert ready["http_url"].startswith("http://127.0.0.1:")
+        assert ready["api_base_url"]["whatsapp"] == ready["http_url"] + "/v21.0"
+        assert ready["smtp_port"] > 0
+        health = httpx.get(ready["http_url"] + "/_sandbox/health", timeout=5)
+        assert (health.status_code, health.json()) == (200, {"ok": True})
+        with socket.create_connection(("127.0.0.1", ready["smtp_port"]), timeout=5) as smtp:
+            assert smtp.recv(64).startswith(b"220")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_sandbox_on_a_taken_port_is_refused(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        ran = subprocess.run(
+            [sys.executable, "-m", "api.cli", "sandbox", "--port", port, "--smtp-port", "0"],
+            cwd=REPO,
+            env={**os.environ, "FLOWDESK_DATA_DIR": str(tmp_path)},
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert ran.returncode == 2
+    assert ran.stderr.strip().splitlines()[-1].startswith("flowdesk: error: sandbox:")
 
 
 # dead letters -----------------------------------------------------------------------------

@@ -121,7 +121,7 @@ class RunningEngine:
             wait_until(
                 lambda: _pending_inbox(self.settings) == 0, timeout_s, "inbox rows to be processed"
             )
-        for queue in ("inbound", "deliver", "outbound"):
+        for queue in ("inbound", "deliver", "outbound", "media"):
             name = f"{self.settings.QUEUE_PREFIX}.{queue}" if self.settings.AMQP_URL else queue
             if name in self.broker.get_declared_queues():
                 self.broker.join(name, timeout=int(timeout_s * 1000))
