@@ -1,4 +1,4 @@
-"""What the demo's traffic left in the database, read for one tenant and channel only."""
+"""What the demo's WhatsApp traffic left in the database, read for its tenant and channel only."""
 
 from __future__ import annotations
 
@@ -45,19 +45,6 @@ class Observed:
     brazil_contacts: int
 
 
-def count_inbox(db: Engine, channel_id: int) -> tuple[int, int]:
-    """(rows done, rows stored) of this channel's inbox; done means no longer pending."""
-    with system_tx(db) as conn:
-        row = conn.execute(
-            text(
-                "SELECT count(*) FILTER (WHERE status <> 'pending'), count(*) "
-                "FROM inbox WHERE channel_id = :c"
-            ),
-            {"c": channel_id},
-        ).one()
-    return int(row[0]), int(row[1])
-
-
 def observe(
     db: Engine, *, tenant_id: int, channel_id: int, brazil_wamids: Sequence[str]
 ) -> Observed:
@@ -89,12 +76,18 @@ def observe(
                 )
             },
             messages_by_type=_counts(
-                conn, "SELECT type, count(*) FROM messages WHERE channel_id = :c", ids
+                conn,
+                "SELECT type, count(*) FROM messages WHERE channel_id = :c AND direction = 'in'",
+                ids,
             ),
             stored_wamids=frozenset(
                 str(r[0])
                 for r in conn.execute(
-                    text("SELECT provider_message_id FROM messages WHERE channel_id = :c"), ids
+                    text(
+                        "SELECT provider_message_id FROM messages "
+                        "WHERE channel_id = :c AND direction = 'in'"
+                    ),
+                    ids,
                 )
             ),
             quoting_stored=_scalar(
@@ -159,7 +152,9 @@ def _contacts(conn: Connection, ids: dict[str, int]) -> tuple[ContactRow, ...]:
                    t.protocol, t.status, coalesce(t.unread_count, 0)
             FROM contacts c
             LEFT JOIN tickets t ON t.contact_id = c.id AND t.channel_id = :c
-            WHERE c.tenant_id = :t
+            WHERE c.tenant_id = :t AND EXISTS (
+                SELECT 1 FROM contact_identities ci
+                WHERE ci.contact_id = c.id AND ci.channel_type = 'whatsapp')
             ORDER BY c.id
             """
         ),

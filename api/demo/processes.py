@@ -73,12 +73,13 @@ class EngineProcesses:
     which then stops them in order. Logs go to `log_dir/<name>.log` (overwritten per run)."""
 
     def __init__(self, env: Mapping[str, str], log_dir: Path) -> None:
-        self._env = dict(env)
         self._log_dir = log_dir
         self._children: list[_Child] = []
         self.started: list[psutil.Process] = []  # every process of every tree, once stopped
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
+        # The web's public URL is its real one: Twilio signs exactly the URL it posts to.
+        self._env = {**env, "BACKEND_URL": self.base_url}
 
     def start(self) -> None:
         self._log_dir.mkdir(parents=True, exist_ok=True)

@@ -8,17 +8,19 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from api.demo.channel_report import (
+    ChannelLine,
+    ChannelSection,
+    ProviderTraffic,
+    ReplyLine,
+    render_channels,
+)
+from api.demo.checks import Check, check
 from api.demo.observe import ContactRow, DeadLetterRow, Observed
-from api.demo.traffic import COPIES_AT_ONCE, COPIES_LATER, Delivery, Plan
+from api.demo.posting import Answer
+from api.demo.traffic import COPIES_AT_ONCE, COPIES_LATER, Plan
+from engine.events import ChannelType
 from engine.phone import normalize_phone
-
-
-@dataclass(frozen=True)
-class Check:
-    what: str
-    expected: int
-    found: int
-    ok: bool
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,9 @@ class Report:
     """One run of the demo. `as_json` prints it whole; `render` prints it for people."""
 
     run: dict[str, str | int | float]
+    channels: tuple[ChannelLine, ...]
+    replies: tuple[ReplyLine, ...]
+    sandbox: tuple[ProviderTraffic, ...]
     webhooks: WebhookCounts
     inbox: dict[str, int]
     contacts: tuple[ContactLine, ...]
@@ -96,50 +101,55 @@ class Report:
 
 def build_report(
     plan: Plan,
-    deliveries: Sequence[Delivery],
+    answers: Sequence[Answer],
     seen: Observed,
     *,
+    channels: ChannelSection,
     run: dict[str, str | int | float],
     login: dict[str, str],
 ) -> Report:
-    """Combine what was sent with what was observed; processes are filled in after the stop."""
+    """Combine what was sent with what was observed; processes are filled in after the stop.
+
+    `answers` are every channel's; the WhatsApp sections read only WhatsApp's.
+    """
+    deliveries = [a for a in answers if a.post.channel is ChannelType.WHATSAPP]
     by_status = Counter(d.status_code for d in deliveries)
-    accepted = [d for d in deliveries if 200 <= d.status_code < 300]
-    deliveries_sent = sum(len(d.webhook.wamids) for d in accepted)
+    accepted = [d for d in deliveries if d.accepted]
+    deliveries_sent = sum(len(d.post.message_ids) for d in accepted)
     expected = plan.expected_wamids
     stored = len(seen.stored_wamids)
     live = sum(n for s, (n, _) in seen.tickets.items() if s in ("pending", "open"))
     n = len(plan.customers)
     checks = (
-        _check(
-            "webhooks answered as expected",
+        check(
+            "whatsapp: webhooks answered as expected",
             len(deliveries),
-            sum(d.status_code == d.webhook.expect_status for d in deliveries),
+            sum(d.as_expected for d in deliveries),
         ),
-        _check("forged signature answered 401", 1, by_status[401]),
-        _check("body that is not JSON answered 400", 1, by_status[400]),
-        _check("inbox rows still pending", 0, seen.inbox.get("pending", 0)),
-        _check("contacts, one per customer", n, len(seen.contacts)),
-        _check("contacts behind the two forms of one Brazilian number", 1, seen.brazil_contacts),
-        _check("live tickets, one per contact", n, live),
+        check("forged signature answered 401", 1, by_status[401]),
+        check("body that is not JSON answered 400", 1, by_status[400]),
+        check("inbox rows still pending", 0, seen.inbox.get("pending", 0)),
+        check("contacts, one per customer", n, len(seen.contacts)),
+        check("contacts behind the two forms of one Brazilian number", 1, seen.brazil_contacts),
+        check("live tickets, one per contact", n, live),
         Check(
             "messages, exactly one per distinct wamid",
             len(expected),
             stored,
             seen.stored_wamids == expected,
         ),
-        _check("replies linked to the earlier message they quote", 1, seen.quoting_stored),
-        _check(
+        check("replies linked to the earlier message they quote", 1, seen.quoting_stored),
+        check(
             "reactions on record (2 sent, 1 removed)",
             plan.reactions_sent - plan.reactions_removed,
             len(seen.reactions),
         ),
-        _check(
-            "delivery statuses recorded",
+        check(
+            "delivery statuses of made-up outbound wamids, kept waiting",
             sum(k for _, k in plan.statuses_sent),
-            sum(k for k, _ in seen.statuses.values()),
+            sum(w for _, w in seen.statuses.values()),
         ),
-        _check(
+        check(
             "dead letters (the message without a sender)",
             1,
             sum(
@@ -150,6 +160,9 @@ def build_report(
     )
     return Report(
         run=run,
+        channels=channels.channels,
+        replies=channels.replies,
+        sandbox=channels.sandbox,
         webhooks=WebhookCounts(
             sent=len(deliveries),
             accepted=len(accepted),
@@ -181,16 +194,12 @@ def build_report(
         ),
         provider_notices=seen.notices,
         dead_letters=seen.dead_letters,
-        checks=checks,
+        checks=checks + channels.checks,
         processes=(),
         leftover_processes=(),
         login=login,
         next_steps=(),
     )
-
-
-def _check(what: str, expected: int, found: int) -> Check:
-    return Check(what, expected, found, expected == found)
 
 
 def _contact_line(row: ContactRow, plan: Plan) -> ContactLine:
@@ -217,10 +226,17 @@ def render(report: Report) -> str:
     statuses = ", ".join(f"{v.recorded} {s}" for s, v in report.statuses.items())
     waiting = sum(v.waiting_for_outbound_message for v in report.statuses.values())
     failed = report.failed_checks
+    customers = sum(c.contacts for c in report.channels)
+    posted = sum(c.webhooks_accepted + c.webhooks_rejected for c in report.channels)
     out = [
-        f"FlowDesk demo: {_plural(len(report.contacts), 'customer')}, {w.sent} signed "
-        f"WhatsApp webhooks over HTTP, {r['wall_time_s']} s in all",
+        f"FlowDesk demo: {_plural(len(report.channels), 'channel')}, "
+        f"{_plural(customers, 'customer')}, {posted} signed webhooks over HTTP, "
+        f"{_plural(len(report.replies), 'reply')} through the provider sandbox, "
+        f"{r['wall_time_s']} s in all",
         "",
+        *render_channels(report.channels, report.replies, report.sandbox),
+        "",
+        "WhatsApp in detail",
         _line("Webhooks", f"{w.sent} sent: {codes}"),
         _line("", f"{w.stored_in_inbox} stored in the inbox; {w.redeliveries_dropped_at_the_door} "
               "identical redeliveries dropped at the door"),
@@ -236,13 +252,13 @@ def render(report: Report) -> str:
         _line("", _pairs(m.by_type)),
         _line("", f"{m.quoting_an_earlier_message} quoting an earlier message, "
               f"{m.answering_a_business_message} answering business messages (buttons, lists)"),
-        _line("Statuses", f"{statuses}; {waiting} wait for their outbound message "
-              "(no outbound sending yet)"),
+        _line("Statuses", f"{statuses}; {waiting} of them wait for an outbound message this "
+              "engine never sent (made-up wamids)"),
         _line("Reactions", f"{reactions.sent} sent, {reactions.removed} removed, "
               f"{reactions.on_record} on record"),
         _line("Notices", f"{len(report.provider_notices)} inbox rows noted"),
         *(f"  {n}" for n in report.provider_notices),
-        _line("Dead letters", str(len(report.dead_letters))),
+        _line("Dead letters", f"{len(report.dead_letters)} of the inbound pipeline"),
         *(f"  {d.error_class} in {d.actor}: {d.reason}" for d in report.dead_letters),
         _line("Checks", f"{len(report.checks) - len(failed)}/{len(report.checks)} passed"),
         *(f"  FAILED {c.what}: expected {c.expected}, found {c.found}" for c in failed),
@@ -271,4 +287,6 @@ def _pairs(counts: dict[str, int]) -> str:
 
 
 def _plural(n: int, noun: str) -> str:
-    return f"{n} {noun}{'s' * (n != 1)}"
+    if n == 1:
+        return f"1 {noun}"
+    return f"{n} {noun[:-1]}ies" if noun.endswith("y") else f"{n} {noun}s"

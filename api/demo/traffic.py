@@ -1,18 +1,16 @@
-"""Demo traffic: a plan of signed webhooks covering every shape, and its concurrent sending."""
+"""WhatsApp demo traffic: a plan of signed webhooks covering every shape, in three phases."""
 
 from __future__ import annotations
 
-import asyncio
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-import httpx
-
 from api.demo.customers import SHAPES, Customer, opener, say, thanks
-from api.demo.errors import DemoError
+from api.demo.posting import Post
 from api.demo.whatsapp import BusinessNumber, Part, change, envelope, error, message, sign, status
 from api.demo.whatsapp import wamid as new_wamid
+from engine.events import ChannelType
 
 COPIES_AT_ONCE = 2  # extra copies of the duplicated customer's webhooks, sent concurrently
 COPIES_LATER = 1  # and one more of each after the originals were processed
@@ -110,7 +108,7 @@ class _Planner:
         )
 
     def outbound_id(self, i: int) -> str:
-        """The id of a message the business sent (none exist yet: there is no sending)."""
+        """A made-up id of a message the business sent from elsewhere (this engine never did)."""
         return new_wamid(self.rng, self.customers[i].wa_id, outbound=True)
 
     def context(self, outbound: str) -> Part:
@@ -268,43 +266,22 @@ def _messages(ch: Part) -> list[Part]:
 # sending ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Delivery:
-    """How the engine answered one POST (`stored`/`duplicates` as its 2xx body reports)."""
-
-    webhook: Webhook
-    status_code: int
-    stored: int = 0
-    duplicates: int = 0
-
-
-async def _post(
-    client: httpx.AsyncClient, url: str, hook: Webhook, secret: str, gate: asyncio.Semaphore
-) -> Delivery:
-    signature = sign(hook.body, "forged-" + secret if hook.forged else secret)
-    headers = {"Content-Type": "application/json", "X-Hub-Signature-256": signature}
-    async with gate:
-        try:
-            response = await client.post(url, content=hook.body, headers=headers)
-        except httpx.HTTPError as exc:
-            raise DemoError(f"POST {url} failed: {type(exc).__name__}") from None
-    if not response.is_success:
-        return Delivery(hook, response.status_code)
-    answer = response.json()
-    return Delivery(hook, response.status_code, int(answer["stored"]), int(answer["duplicates"]))
-
-
-def send_phase(
-    phase: Phase, *, url: str, app_secret: str, rng: random.Random, concurrency: int = 8
-) -> list[Delivery]:
-    """POST every webhook of `phase` at once (at most `concurrency` in flight), shuffled."""
-    hooks = list(phase.webhooks)
-    rng.shuffle(hooks)
-
-    async def run() -> list[Delivery]:
-        gate = asyncio.Semaphore(concurrency)
-        async with httpx.AsyncClient(timeout=30) as client:
-            posts = (_post(client, url, h, app_secret, gate) for h in hooks)
-            return list(await asyncio.gather(*posts))
-
-    return asyncio.run(run())
+def to_posts(phase: Phase, *, url: str, app_secret: str) -> list[Post]:
+    """The phase's webhooks signed as Meta signs them (forged ones with another secret)."""
+    return [
+        Post(
+            ChannelType.WHATSAPP,
+            hook.label,
+            url,
+            hook.body,
+            headers={
+                "Content-Type": "application/json",
+                "X-Hub-Signature-256": sign(
+                    hook.body, "forged-" + app_secret if hook.forged else app_secret
+                ),
+            },
+            message_ids=hook.wamids,
+            expect_status=hook.expect_status,
+        )
+        for hook in phase.webhooks
+    ]

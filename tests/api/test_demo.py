@@ -1,4 +1,5 @@
-"""`flowdesk demo` end to end on the test PostgreSQL and Redis: the numbers a user would check."""
+"""`flowdesk demo` end to end on the test PostgreSQL and Redis, with the provider sandbox: the
+numbers a user would check."""
 
 from __future__ import annotations
 
@@ -100,11 +101,81 @@ def test_demo_summary_shows_what_became_of_the_traffic(
     assert report["inbox"]["pending"] == 0
     assert report["inbox"]["partial"] == 1
 
-    assert report["statuses"]["read"] == {"recorded": 1, "waiting_for_outbound_message": 1}
+    # Ana's read receipt for a made-up wamid waits; the one for our real reply found its message.
+    assert report["statuses"]["read"] == {"recorded": 2, "waiting_for_outbound_message": 1}
     assert report["reactions"]["on_record"] == 1
     assert all(check["ok"] for check in report["checks"]), report["checks"]
 
-    # Web, worker and scheduler were stopped; nothing of the demo runs any more.
+    # Every channel took its customers' signed webhooks, refused the forged one, and made one
+    # ticket per customer chat (Telegram's group is one chat).
+    channels = {c["channel"]: c for c in report["channels"]}
+    assert {k: c["tickets"] for k, c in channels.items()} == {
+        "whatsapp": 6,
+        "messenger": 3,
+        "instagram": 3,
+        "telegram": 3,
+        "sms": 3,
+        "email": 2,
+    }
+    assert {k: c["webhooks_rejected"] for k, c in channels.items()} == {
+        "whatsapp": 2,  # the forged signature and the body that is not JSON
+        "messenger": 1,
+        "instagram": 1,
+        "telegram": 1,
+        "sms": 1,
+        "email": 1,
+    }
+    # The sandbox's status callbacks came back in, signed, and were all accepted.
+    assert {k: (c["callbacks_accepted"], c["callbacks_rejected"]) for k, c in channels.items()} == {
+        "whatsapp": (2, 0),  # delivered, read
+        "messenger": (2, 0),
+        "instagram": (2, 0),
+        "telegram": (0, 0),  # the Bot API has no delivery receipts
+        "sms": (2, 0),  # sent, delivered
+        "email": (0, 0),
+    }
+    assert channels["email"]["messages_in"] == 3  # two new mails and the answer to our reply
+
+    # Each reply ended as planned, with the provider calls the sandbox saw.
+    replies = {(r["channel"], r["status"], r["error_code"]): r for r in report["replies"]}
+    assert sorted(replies) == sorted(
+        [
+            ("whatsapp", "read", None),
+            ("messenger", "failed", "551"),
+            ("messenger", "read", None),
+            ("instagram", "read", None),
+            ("telegram", "sent", None),
+            ("sms", "delivered", None),
+            ("sms", "failed", "opted_out"),
+            ("email", "sent", None),
+        ]
+    )
+    assert all(r["ok"] for r in report["replies"]), report["replies"]
+    assert replies[("whatsapp", "read", None)]["provider_calls"] == ["429", "200"]
+    assert replies[("telegram", "sent", None)]["provider_calls"] == ["500", "200"]
+    assert replies[("telegram", "sent", None)]["attempts"] == 2
+    failed = replies[("messenger", "failed", "551")]
+    assert (failed["provider_calls"], failed["dead_letter"]) == (["400"], "ProviderRejectedError")
+    stopped = replies[("sms", "failed", "opted_out")]
+    assert (stopped["provider_calls"], stopped["dead_letter"]) == ([], "ProviderRejectedError")
+    assert replies[("email", "sent", None)]["provider_calls"] == ["250"]
+    # What the sandbox saw: two sends where a fault struck first, one everywhere else.
+    sandbox = {t["provider"]: (t["sends"], t["faulted"]) for t in report["sandbox"]}
+    assert sandbox == {
+        "whatsapp": (2, 1),
+        "messenger": (2, 1),
+        "instagram": (1, 0),
+        "telegram": (2, 1),
+        "twilio": (1, 0),
+        "smtp": (1, 0),
+    }
+
+    # Web, worker, scheduler and the sandbox were stopped; nothing of the demo runs any more.
     assert report["leftover_processes"] == []
-    assert [p.split(":")[0] for p in report["processes"]] == ["web", "worker", "scheduler"]
+    assert [p.split(":")[0] for p in report["processes"]] == [
+        "web",
+        "worker",
+        "scheduler",
+        "provider sandbox",
+    ]
     assert engine_children(since) == []
