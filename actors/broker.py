@@ -17,6 +17,7 @@ from dramatiq.middleware import (
 )
 
 from actors.middleware import DeadLetterRecorder, RetriesWithDeadLetters, RetryPolicy
+from engine.errors import EngineError
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -34,7 +35,9 @@ def actor(
     """Declare an actor. Retry vs dead-letter is decided by the error it raises (errors.py)."""
 
     def decorate(fn: Callable[P, R]) -> dramatiq.Actor[P, R]:
-        options: dict[str, Any] = {"time_limit": time_limit_ms}
+        # `throws` only tells dramatiq's worker these are expected: it then logs them at info
+        # without a traceback; our middleware logs retries (warning) and dead letters (info).
+        options: dict[str, Any] = {"time_limit": time_limit_ms, "throws": (EngineError,)}
         if max_retries is not None:
             options["max_retries"] = max_retries
         declared: dramatiq.Actor[P, R] = dramatiq.actor(

@@ -15,7 +15,7 @@ from engine.db import system_tx
 from engine.events import ChannelType
 from engine.media import DEFAULT_ALLOWED_TYPES, MediaStorage
 from engine.ratelimit import TokenBucket
-from engine.store.dead_letters import NewDeadLetter, insert_dead_letter
+from engine.store.dead_letters import NewDeadLetter, infer_tenant, insert_dead_letter
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,9 @@ class WorkerDeps:
 
     def record_dead_letter(self, dl: NewDeadLetter) -> None:
         with system_tx(self.db) as conn:
+            if dl.tenant_id is None:
+                tenant_id = infer_tenant(conn, dl.actor, dl.payload_json)
+                dl = dl.model_copy(update={"tenant_id": tenant_id})
             insert_dead_letter(conn, dl)
 
     @property

@@ -48,7 +48,7 @@ class RetriesWithDeadLetters(Middleware):
 
     @property
     def actor_options(self) -> set[str]:
-        return {"max_retries"}
+        return {"max_retries", "throws"}
 
     def after_process_message(
         self,

@@ -118,6 +118,9 @@ def _connection(conn: Connection, item: MediaItem) -> ChannelConnection:
     channel = get_channel(conn, item.channel_id)
     if channel is None:  # channels cascade to their messages; seen only mid-deletion
         raise MediaGoneError(f"channel {item.channel_id} no longer exists")
+    if channel.status == "disconnected":
+        # Its provider credentials are no longer ours to use; retrying would never succeed.
+        raise MediaGoneError(f"channel {item.channel_id} is disconnected")
     return channel.connection()
 
 

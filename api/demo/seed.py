@@ -6,7 +6,7 @@ import random
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from adapters.email.setup import ChannelSetup as EmailSetup
 from adapters.instagram.setup import ChannelSetup as InstagramSetup
@@ -172,6 +172,15 @@ def seed_demo_tenant(db: Engine, rng: random.Random, *, sandbox: SandboxAddress)
     setups = _setups(rng, tag, sandbox, business, account_sid)
     channels: dict[ChannelType, SeededChannel] = {}
     with system_tx(db) as conn:
+        # Earlier runs' channels pointed at sandboxes that are gone: disconnect them, so the
+        # engine stops trying to reach them (media downloads, retries).
+        conn.execute(
+            text(
+                "UPDATE channels SET status = 'disconnected', updated_at = now() "
+                "WHERE status <> 'disconnected' AND tenant_id IN "
+                "(SELECT id FROM tenants WHERE name LIKE 'FlowDesk Demo %')"
+            )
+        )
         tenant_id = insert_tenant(conn, name=name, time_zone="America/Sao_Paulo")
         insert_user(
             conn,

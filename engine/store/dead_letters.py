@@ -156,3 +156,30 @@ def payload_of(dl: DeadLetter) -> dict[str, object]:
     value = json.loads(dl.payload_json)
     assert isinstance(value, dict)
     return value
+
+
+# Where each actor's first argument lives, so a dead letter can name its tenant even when
+# the broker message did not carry it.
+_TENANT_OF_FIRST_ARG = {
+    "send_message": "SELECT tenant_id FROM messages WHERE id = :id",
+    "download_media": "SELECT tenant_id FROM messages WHERE id = :id",
+    "deliver_webhook": "SELECT tenant_id FROM webhook_deliveries WHERE id = :id",
+}
+
+
+def infer_tenant(conn: Connection, actor: str, payload_json: str) -> int | None:
+    """The tenant a failed message was working for, when one can be told (system scope)."""
+    args = json.loads(payload_json).get("args") or []
+    if not args:
+        return None
+    first = args[0]
+    if actor == "process_inbox" and isinstance(first, list) and first:
+        rows = conn.execute(
+            text("SELECT DISTINCT tenant_id FROM inbox WHERE id = ANY(:ids)"), {"ids": first}
+        ).all()
+        return int(rows[0][0]) if len(rows) == 1 else None
+    sql = _TENANT_OF_FIRST_ARG.get(actor)
+    if sql is None or not isinstance(first, int):
+        return None
+    row = conn.execute(text(sql), {"id": first}).first()
+    return None if row is None else int(row[0])
