@@ -613,3 +613,64 @@ BEGIN
     END IF;
 END $$;
 INSERT INTO schema_migrations (version) VALUES (3) ON CONFLICT (version) DO NOTHING;
+
+-- Version 4: campaigns ------------------------------------------------------------------
+-- Every status change of a campaign, validated in code and recorded here.
+CREATE TABLE IF NOT EXISTS campaign_events (
+    id          bigserial PRIMARY KEY,
+    tenant_id   bigint NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+    campaign_id bigint NOT NULL REFERENCES campaigns(id) ON DELETE CASCADE,
+    from_status text,
+    to_status   text NOT NULL,
+    user_id     bigint REFERENCES users(id) ON DELETE SET NULL,
+    reason      text,
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS campaign_events_campaign_idx ON campaign_events (campaign_id, id);
+-- Addresses a tenant must never message again, whatever the audience says.
+CREATE TABLE IF NOT EXISTS suppression_list (
+    tenant_id   bigint NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+    address     text NOT NULL,
+    reason      text,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, address)
+);
+ALTER TABLE campaigns ADD COLUMN IF NOT EXISTS time_zone text;
+ALTER TABLE campaigns ADD COLUMN IF NOT EXISTS rate_per_min integer
+    CHECK (rate_per_min IS NULL OR rate_per_min > 0);
+ALTER TABLE campaigns ADD COLUMN IF NOT EXISTS started_at timestamptz;
+ALTER TABLE campaigns ADD COLUMN IF NOT EXISTS finished_at timestamptz;
+ALTER TABLE campaigns ADD COLUMN IF NOT EXISTS next_send_at timestamptz;
+ALTER TABLE campaigns ADD COLUMN IF NOT EXISTS created_by bigint REFERENCES users(id)
+    ON DELETE SET NULL;
+CREATE INDEX IF NOT EXISTS campaigns_due_idx ON campaigns (start_at)
+    WHERE status = 'scheduled';
+CREATE INDEX IF NOT EXISTS campaigns_running_idx ON campaigns (next_send_at)
+    WHERE status = 'running';
+ALTER TABLE campaign_contacts ADD COLUMN IF NOT EXISTS sent_at timestamptz;
+ALTER TABLE campaign_contacts ADD COLUMN IF NOT EXISTS error_code text;
+ALTER TABLE campaign_contacts ADD COLUMN IF NOT EXISTS attempts integer NOT NULL DEFAULT 0;
+CREATE INDEX IF NOT EXISTS campaign_contacts_claimed_idx ON campaign_contacts (campaign_id, claimed_at)
+    WHERE status = 'claimed';
+CREATE INDEX IF NOT EXISTS campaign_contacts_message_idx ON campaign_contacts (message_id)
+    WHERE message_id IS NOT NULL;
+DO $$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['campaign_events', 'suppression_list'] LOOP
+        EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
+        EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', t);
+        EXECUTE format('DROP POLICY IF EXISTS tenant_isolation ON %I', t);
+        EXECUTE format(
+            'CREATE POLICY tenant_isolation ON %I USING (tenant_id = flowdesk_tenant() OR flowdesk_system()) '
+            'WITH CHECK (tenant_id = flowdesk_tenant() OR flowdesk_system())', t);
+    END LOOP;
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'flowdesk_app') THEN
+        EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA %I TO flowdesk_app',
+                       current_schema());
+        EXECUTE format('GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA %I TO flowdesk_app',
+                       current_schema());
+    END IF;
+END $$;
+INSERT INTO schema_migrations (version) VALUES (4) ON CONFLICT (version) DO NOTHING;
