@@ -141,7 +141,10 @@ async def _targets(
     except InvalidPayloadError as exc:
         await deps.counters.incr(f"{channel.type}:bad_body")
         raise ApiError(400, "bad_body", str(exc)) from None
-    if addresses is None or addresses == {channel.external_id}:
+    # None: the URL's channel is the only possible one (Telegram). Empty: a valid envelope that
+    # names no address (Meta's account-level changes): keep it against the URL's channel, so
+    # the provider is answered 2xx instead of retrying a 404 for days; it is recorded ignored.
+    if addresses is None or not addresses or addresses == {channel.external_id}:
         return [channel]
     async with async_system_tx(deps.db) as conn:
         targets = await get_tenant_channels_by_address_async(

@@ -84,8 +84,10 @@ def build_message(
     mail["Date"] = format_datetime(now)
     mail["Message-ID"] = f"<{message_id}>"
     thread = _thread(message)
-    if message.quoted_provider_message_id and message.quoted_provider_message_id in thread:
-        mail["In-Reply-To"] = f"<{message.quoted_provider_message_id}>"
+    # The mail answered: the one quoted, else the thread's latest (the customer's last mail).
+    parent = message.quoted_provider_message_id or (thread[-1] if thread else None)
+    if parent is not None and parent in thread:
+        mail["In-Reply-To"] = f"<{parent}>"
     if thread:
         mail["References"] = " ".join(f"<{i}>" for i in thread)
     mail.set_content(_text(message))

@@ -20,6 +20,8 @@ class NewOutboundMessage(Frozen):
     template: Template | None
     send_type: str
     user_id: int | None
+    # A scheduled message waits for the scheduler (scheduled_messages.release_due_messages).
+    scheduled_at: datetime | None = None
 
 
 class TicketTarget(Frozen):
@@ -47,14 +49,15 @@ def get_ticket_target(conn: Connection, *, tenant_id: int, ticket_id: int) -> Ti
 def insert_outbound_message(conn: Connection, target: TicketTarget, msg: NewOutboundMessage) -> int:
     """Record the message `pending` before any provider call, and count it on the ticket.
 
-    A quoted message must belong to the same ticket; otherwise the quote is dropped.
+    A quoted message must belong to the same ticket; otherwise the quote is dropped. A
+    scheduled message counts on the ticket only when the scheduler releases it.
     """
     message_id = conn.execute(
         text(
             """
             INSERT INTO messages (tenant_id, ticket_id, contact_id, channel_id, direction, type,
                 body, media, media_url, quoted_message_id, quoted_provider_message_id, template,
-                status, status_at, send_type, user_id)
+                status, status_at, send_type, user_id, scheduled_at)
             SELECT :t, :ticket, :contact, :channel, 'out', :type, :body,
                 CASE WHEN CAST(:media_url AS text) IS NULL THEN '[]'::jsonb
                      ELSE jsonb_build_array(jsonb_build_object(
@@ -62,7 +65,7 @@ def insert_outbound_message(conn: Connection, target: TicketTarget, msg: NewOutb
                         'filename', CAST(:filename AS text), 'caption', CAST(:body AS text)))
                 END,
                 :media_url, q.id, q.provider_message_id, CAST(:template AS jsonb),
-                'pending', now(), :send_type, :user_id
+                'pending', now(), :send_type, :user_id, :scheduled_at
             FROM (SELECT 1) one
             LEFT JOIN messages q ON q.id = :quoted AND q.ticket_id = :ticket
             RETURNING id
@@ -81,8 +84,11 @@ def insert_outbound_message(conn: Connection, target: TicketTarget, msg: NewOutb
             "template": None if msg.template is None else msg.template.model_dump_json(),
             "send_type": msg.send_type,
             "user_id": msg.user_id,
+            "scheduled_at": msg.scheduled_at,
         },
     ).scalar_one()
+    if msg.scheduled_at is not None:
+        return int(message_id)
     conn.execute(
         text(
             """
@@ -120,11 +126,31 @@ class SendJob(Frozen):
     attempt: int
 
 
+# How long a claimed send may run before another delivery may take it over (a crashed worker).
+SEND_LEASE_S = 120
+
+
+def release_claim(conn: Connection, *, message_id: int, uncount: bool) -> None:
+    """Give a claimed, unsent message back for its retry; `uncount` for a wait that never
+    reached the provider (our own rate limit), so attempts count provider calls only."""
+    conn.execute(
+        text(
+            """
+            UPDATE messages SET sending_at = NULL,
+                send_attempts = greatest(send_attempts - CASE WHEN :uncount THEN 1 ELSE 0 END, 0)
+            WHERE id = :id AND status = 'pending' AND provider_message_id IS NULL
+            """
+        ),
+        {"id": message_id, "uncount": uncount},
+    )
+
+
 def claim_for_send(conn: Connection, message_id: int) -> SendJob | None:
     """Count a send attempt on a still-unsent message and load what the send needs.
 
-    None when the message was sent, failed or never existed: a redelivered send is a no-op.
-    System scope (a worker serves every tenant).
+    None when the message was sent, failed, never existed or is still waiting for its
+    scheduled time: a redelivered or premature send is a no-op. System scope (a worker serves
+    every tenant).
     """
     row = conn.execute(
         text(
@@ -132,7 +158,11 @@ def claim_for_send(conn: Connection, message_id: int) -> SendJob | None:
             WITH claimed AS (
                 UPDATE messages SET send_attempts = send_attempts + 1, sending_at = now()
                 WHERE id = :id AND direction = 'out' AND status = 'pending'
-                  AND provider_message_id IS NULL
+                  AND provider_message_id IS NULL AND scheduled_at IS NULL
+                  -- A lease: a second delivery of the same send (broker redelivery) finds
+                  -- the message taken and does nothing, unless its holder died long ago.
+                  AND (sending_at IS NULL
+                       OR sending_at < now() - make_interval(secs => :lease_s))
                 RETURNING *)
             SELECT m.id, m.tenant_id, m.ticket_id, m.channel_id, m.contact_id, ch.type, m.type,
                    m.body, m.media_url, m.media->0->>'filename', m.quoted_provider_message_id,
@@ -152,7 +182,7 @@ def claim_for_send(conn: Connection, message_id: int) -> SendJob | None:
                 ORDER BY id DESC LIMIT 1) last_in ON true
             """
         ),
-        {"id": message_id},
+        {"id": message_id, "lease_s": SEND_LEASE_S},
     ).first()
     if row is None:
         return None
@@ -265,13 +295,16 @@ def get_unsent_ids(conn: Connection, *, older_than_s: int, limit: int) -> list[i
 
     Messages with an attempt behind them are left to the broker's own retry schedule, so a
     sweep can never cause a second send of one that is merely waiting for its backoff.
+    Scheduled messages wait for the scheduler; once released, their age counts from the
+    release (status_at), not from when they were written.
     """
     rows = conn.execute(
         text(
             """
             SELECT id FROM messages
             WHERE direction = 'out' AND status = 'pending' AND send_attempts = 0
-              AND created_at < now() - make_interval(secs => :age)
+              AND scheduled_at IS NULL
+              AND coalesce(status_at, created_at) < now() - make_interval(secs => :age)
             ORDER BY id LIMIT :limit
             """
         ),

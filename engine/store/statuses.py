@@ -82,16 +82,24 @@ def apply_watermark(
     at: datetime,
 ) -> list[int]:
     """Advance every outbound message to `contact_id` sent up to `watermark` (Messenger's
-    delivered/read receipts name a time, not messages). Returns the ids that changed."""
+    delivered/read receipts name a time, not messages), recording the status event of each
+    so its delivery history shows the step. Returns the ids that changed."""
     rows = conn.execute(
         text(
             f"""
-            UPDATE messages SET status = :s, status_at = :at
-            WHERE channel_id = :c AND contact_id = :contact AND direction = 'out'
-              AND created_at <= :watermark AND provider_message_id IS NOT NULL
-              AND {_RANK_SQL.format(col="status")} < {_RANK_SQL.format(col="CAST(:s AS text)")}
-              AND status <> 'failed'
-            RETURNING id
+            WITH advanced AS (
+                UPDATE messages SET status = :s, status_at = :at
+                WHERE channel_id = :c AND contact_id = :contact AND direction = 'out'
+                  AND created_at <= :watermark AND provider_message_id IS NOT NULL
+                  AND {_RANK_SQL.format(col="status")} < {_RANK_SQL.format(col="CAST(:s AS text)")}
+                  AND status <> 'failed'
+                RETURNING id, tenant_id, channel_id, provider_message_id),
+            recorded AS (
+                INSERT INTO message_status_events (tenant_id, channel_id, provider_message_id,
+                    message_id, status, provider_timestamp)
+                SELECT tenant_id, channel_id, provider_message_id, id, :s, :at FROM advanced
+                ON CONFLICT (channel_id, provider_message_id, status) DO NOTHING)
+            SELECT id FROM advanced
             """  # noqa: S608 - the fragment is a constant, values are bound
         ),
         {"s": status, "at": at, "c": channel_id, "contact": contact_id, "watermark": watermark},

@@ -66,8 +66,13 @@ def ack(
                 for v in malformed
                 if isinstance(v.event, MalformedEvent)
             ]
-            + [f"notice {n.code}: {n.title}" for n in notices]
+            + [
+                f"notice {n.code}: {n.title}" if n.code is not None else f"notice: {n.title}"
+                for n in notices
+            ]
         )
+        if not row_events:
+            note = "nothing in this webhook is addressed to this channel"
         done.append((row.id, status, note[:1000] or None))
     mark_inbox_done_many(conn, done)
 

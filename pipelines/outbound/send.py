@@ -28,6 +28,7 @@ from engine.store.outbound import (
     mark_send_failed,
     mark_sent,
     move_recipient,
+    release_claim,
 )
 from engine.store.outbox import insert_outbox
 
@@ -134,9 +135,13 @@ def run_send(
         recipient = route(job, now=datetime.now(UTC))
         _wait_for_token(bucket, connection, limits)
         result = _deliver(adapter, job, connection, recipient, db=db, http=http)
+    except ThrottledError:
+        _release(db, job, uncount=True)
+        raise
     except RateLimitedError as exc:
         if exc.delay_ms:
             bucket.penalize(_bucket_key(connection), pause_ms=exc.delay_ms)
+        _release(db, job, uncount=False)
         raise
     except PermanentError as exc:
         publish(_fail(db, job, exc))
@@ -144,8 +149,19 @@ def run_send(
     except RetryableError as exc:
         if last_attempt:
             publish(_fail(db, job, exc))
+        else:
+            _release(db, job, uncount=False)
         raise
     return _ack(db, job, result)
+
+
+class ThrottledError(RateLimitedError):
+    """Our own token bucket said wait: the provider was never called."""
+
+
+def _release(db: Engine, job: SendJob, *, uncount: bool) -> None:
+    with system_tx(db) as conn:
+        release_claim(conn, message_id=job.message_id, uncount=uncount)
 
 
 def _bucket_key(channel: ChannelConnection) -> str:
@@ -156,7 +172,7 @@ def _wait_for_token(bucket: Bucket, channel: ChannelConnection, limits: Limits) 
     rate, burst = limits(channel)
     wait_ms = bucket.take(_bucket_key(channel), rate_per_s=rate, burst=burst)
     if wait_ms > 0:
-        raise RateLimitedError(f"channel {channel.id} is at its send rate", delay_ms=wait_ms)
+        raise ThrottledError(f"channel {channel.id} is at its send rate", delay_ms=wait_ms)
 
 
 def _deliver(
