@@ -43,8 +43,11 @@ def fresh_database(services: Services) -> None:
     apply_schema(services.dsn())
 
 
-def seed_channel(services: Services) -> int:
-    """One tenant with one WhatsApp channel whose app secret signs the generated bodies."""
+def seed_channel(services: Services, config: ChannelConfig | None = None) -> int:
+    """One tenant with one WhatsApp channel whose app secret signs the generated bodies.
+
+    `config` defaults to an API base URL nothing listens on: the inbound runs send nothing.
+    """
     engine = create_db_engine(services.dsn().replace("postgresql://", "postgresql+psycopg://"))
     try:
         with system_tx(engine) as conn:
@@ -55,7 +58,7 @@ def seed_channel(services: Services) -> int:
                 type=ChannelType.WHATSAPP,
                 name="WhatsApp bench",
                 external_id=PHONE_NUMBER_ID,
-                config=ChannelConfig(api_base_url="http://127.0.0.1:9/v21.0"),
+                config=config or ChannelConfig(api_base_url="http://127.0.0.1:9/v21.0"),
                 secrets=ChannelSecrets(
                     access_token="bench-token",
                     app_secret=APP_SECRET,

@@ -1,4 +1,4 @@
-"""What a run is asked to do (Plan) and what it measured (IngestRun, E2ERun)."""
+"""What a run is asked to do (Plan) and what it measured (IngestRun, E2ERun, OutboundRun)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ class Plan:
     e2e_warmup: int = 200
     contacts: int = 500
     threads: int = 4
+    sends: int = 3_000  # outbound sends with the rate limit out of the way
+    paced_sends: int = 800  # outbound sends at WhatsApp's default limit
     timeout_s: float = 180.0
     trace_path: str | None = None  # set: run the FlowDesk worker under bench.traced_worker
     tunables: dict[str, str] = field(default_factory=dict)
@@ -66,4 +68,25 @@ class E2ERun:
     worker_batches: BatchStats | None = None
     web_group_commits: BatchStats | None = None
     dead_letters: int | None = None
+    trace: Trace | None = None
+
+
+@dataclass(frozen=True)
+class OutboundRun:
+    """N pending messages enqueued for send_message, timed from first enqueue to last `sent`."""
+
+    sends: int
+    elapsed_s: float
+    sps: float
+    rate_per_s: float  # the channel's configured limit
+    burst: int
+    cpu_ms_per_send: dict[str, float]
+    latency_p50_ms: float  # sent (status_at) minus enqueue, per message
+    latency_p99_ms: float
+    steady_sps: float | None  # over the second half of the sends; None when the burst covers it
+    provider_requests: int  # what the sandbox recorded, warm-up included
+    expected_requests: int
+    exactly_once: bool  # one request per message, and its id is the one stored
+    attempts: int  # claims counted in messages.send_attempts (throttled tries included)
+    dead_letters: int
     trace: Trace | None = None

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bench.models import BatchStats, E2ERun, IngestRun
+from bench.models import BatchStats, E2ERun, IngestRun, OutboundRun
 
 INGEST_TARGET = 0.30
 E2E_TARGET = 0.50
+OUTBOUND_TARGET = 0.50
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ def _rounds(ratios: list[float]) -> list[Row]:
 
 def _cpu(per_event: dict[str, float]) -> str:
     """`web 0.4 wrk 2.8 pg 1.2`: CPU ms per event by process group."""
-    short = {"worker": "wrk", "postgres": "pg"}
+    short = {"worker": "wrk", "postgres": "pg", "sandbox": "sbx"}
     return " ".join(f"{short.get(k, k)} {v:.1f}" for k, v in per_event.items())
 
 
@@ -91,20 +92,78 @@ def e2e_rows(fd: E2ERun, noop: E2ERun, ratios: list[float]) -> list[Row]:
     ]
 
 
+def _limit(run: OutboundRun) -> str:
+    return f"{run.rate_per_s:,.0f}/s burst {run.burst:,}"
+
+
+def _once(run: OutboundRun) -> str:
+    verdict = "ok" if run.exactly_once else "MISMATCH: not one request per message"
+    return f"{run.provider_requests:,} / {run.expected_requests:,} {verdict}"
+
+
+def _attempts(run: OutboundRun) -> str:
+    """Claims per send: a throttled try claims the message too before the bucket says wait."""
+    return f"{run.attempts:,} ({run.attempts - run.sends:,} throttled) / {run.dead_letters}"
+
+
+def outbound_rows(fd: OutboundRun, noop: E2ERun, ratios: list[float]) -> list[Row]:
+    ratio = fd.sps / noop.eps
+    return [
+        Row(
+            "outbound sends/s",
+            _n(fd.sps),
+            _n(noop.eps),
+            f"{ratio:.2f}x",
+            f">={OUTBOUND_TARGET:.2f}x" + ("" if ratio >= OUTBOUND_TARGET else " MISSED"),
+        ),
+        *_rounds(ratios),
+        Row("  channel limit (not binding)", _limit(fd)),
+        Row("  seconds", f"{fd.elapsed_s:.2f}", f"{noop.elapsed_s:.2f}"),
+        Row("  enqueue->sent p50 / p99 ms", f"{fd.latency_p50_ms:.0f} / {fd.latency_p99_ms:.0f}"),
+        Row("  cpu ms/send", _cpu(fd.cpu_ms_per_send), _cpu(noop.cpu_ms_per_event)),
+        Row("  provider requests / messages", _once(fd)),
+        Row("  send attempts / dead letters", _attempts(fd)),
+    ]
+
+
+def paced_rows(run: OutboundRun) -> list[Row]:
+    """The channel's configured limit binding: achieved rate against it, no baseline."""
+    steady = "-" if run.steady_sps is None else f"{run.steady_sps:.1f}"
+    return [
+        Row(f"outbound sends/s at {_limit(run)}", f"{run.sps:.1f}", target="tracks limit"),
+        Row("  second half / limit", f"{steady} / {run.rate_per_s:,.0f}"),
+        Row("  seconds (ideal (N-burst)/rate)", f"{run.elapsed_s:.2f} ({_ideal_s(run):.2f})"),
+        Row("  enqueue->sent p50 / p99 ms", f"{run.latency_p50_ms:.0f} / {run.latency_p99_ms:.0f}"),
+        Row("  cpu ms/send", _cpu(run.cpu_ms_per_send)),
+        Row("  provider requests / messages", _once(run)),
+        Row("  send attempts / dead letters", _attempts(run)),
+    ]
+
+
+def _ideal_s(run: OutboundRun) -> float:
+    return max(0, run.sends - run.burst) / run.rate_per_s
+
+
 def table(rows: list[Row]) -> str:
-    lines = [f"{'benchmark':<34}{'flowdesk':<26}{'baseline':<20}{'ratio':<8}target"]
+    lines = [f"{'benchmark':<36}{'flowdesk':<34}{'baseline':<22}{'ratio':<8}target"]
     lines += [
-        f"{r.name:<34}{r.flowdesk:<26}{r.baseline:<20}{r.ratio:<8}{r.target}".rstrip() for r in rows
+        f"{r.name:<36}{r.flowdesk:<34}{r.baseline:<22}{r.ratio:<8}{r.target}".rstrip() for r in rows
     ]
     return "\n".join(lines)
 
 
-def trace_table(trace: dict[str, dict[str, float]], *, top: int = 16) -> str:
-    """Where the FlowDesk worker's threads spent their time, by statement."""
-    busy = trace.get("actor: process_inbox", {}).get("seconds", 0.0) or 1.0
-    events = trace.get("events: process_inbox", {}).get("count", 0.0) or 1.0
+def trace_table(
+    trace: dict[str, dict[str, float]], *, actor: str = "process_inbox", top: int = 16
+) -> str:
+    """Where the FlowDesk worker's threads spent their time, by statement.
+
+    An actor that handles one event per message (send_message) counts its messages as events.
+    """
+    busy = trace.get(f"actor: {actor}", {}).get("seconds", 0.0) or 1.0
+    counted = trace.get(f"events: {actor}") or trace.get(f"actor: {actor}", {})
+    events = counted.get("count", 0.0) or 1.0
     lines = [
-        f"worker trace: {events:,.0f} events, {busy:.1f} thread-s in process_inbox "
+        f"worker trace: {events:,.0f} events, {busy:.1f} thread-s in {actor} "
         f"({1000 * busy / events:.2f} ms/event)",
         f"{'share':>6} {'calls':>7} {'ms/call':>8} {'calls/event':>11}  what",
     ]

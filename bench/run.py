@@ -1,4 +1,5 @@
-"""`make bench`: FlowDesk ingest and inbound throughput as ratios to same-session baselines."""
+"""`make bench`: FlowDesk ingest, inbound and outbound throughput as ratios to same-session
+baselines."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from typing import Any, TypeVar
 
 from bench import report
 from bench.infra import BenchError, Services, check_postgres, check_redis
-from bench.models import Plan
+from bench.models import OutboundRun, Plan
+from bench.outbound import UNPACED, WHATSAPP_DEFAULT, outbound_flowdesk
 from bench.procs import Processes
 from bench.scenarios import e2e_flowdesk, e2e_noop, ingest_bare, ingest_flowdesk
 from bench.targets import TUNABLES
@@ -29,14 +31,22 @@ B = TypeVar("B")
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
-    p.add_argument("--quick", action="store_true", help="1,000 requests/events instead of 5,000")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="1,000 requests/events instead of 5,000; 500 outbound sends instead of 3,000",
+    )
     p.add_argument(
         "--rounds", type=int, help="baseline/FlowDesk pairs per comparison (default 2, quick 1)"
     )
-    p.add_argument("--only", choices=("ingest", "e2e"), help="run one comparison")
+    p.add_argument("--only", choices=("ingest", "e2e", "outbound"), help="run one comparison")
     p.add_argument("--requests", type=int, help="measured ingest requests (after warm-up)")
     p.add_argument("--events", type=int, help="measured end-to-end events")
     p.add_argument("--contacts", type=int, help="distinct senders the events come from")
+    p.add_argument("--sends", type=int, help="measured outbound sends (unpaced channel)")
+    p.add_argument(
+        "--paced-sends", type=int, help="measured outbound sends at WhatsApp's default limit"
+    )
     p.add_argument("--concurrency", type=int, default=64, help="load generator connections")
     p.add_argument("--threads", type=int, default=4, help="worker threads (both workers)")
     p.add_argument(
@@ -49,6 +59,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--pg", default=os.environ.get("FLOWDESK_BENCH_PG", "postgres@127.0.0.1:5432"))
     p.add_argument(
         "--redis", default=os.environ.get("FLOWDESK_BENCH_REDIS", "redis://127.0.0.1:6379/0")
+    )
+    p.add_argument(
+        "--database",
+        default=os.environ.get("FLOWDESK_BENCH_DB", "flowdesk_bench"),
+        help="bench database, dropped and recreated per scenario (give concurrent runs their own)",
     )
     p.add_argument(
         "--trace",
@@ -67,20 +82,32 @@ def build_plan(args: argparse.Namespace) -> Plan:
             raise BenchError(f"--set {item!r}: expected KEY=VALUE with KEY in {TUNABLES}")
         tunables[key] = value
     plan = Plan(
-        services=Services(pg_server=args.pg, redis_url=args.redis),
+        services=Services(pg_server=args.pg, redis_url=args.redis, database=args.database),
         concurrency=args.concurrency,
         threads=args.threads,
         tunables=tunables,
         trace_path=str(RESULTS / "trace.json") if args.trace else None,
     )
     if args.quick:
-        plan = replace(plan, requests=1_000, warmup=200, events=1_000, e2e_warmup=100, contacts=100)
+        plan = replace(
+            plan,
+            requests=1_000,
+            warmup=200,
+            events=1_000,
+            e2e_warmup=100,
+            contacts=100,
+            sends=500,
+        )
     if args.requests:
         plan = replace(plan, requests=args.requests)
     if args.events:
         plan = replace(plan, events=args.events)
     if args.contacts:
         plan = replace(plan, contacts=args.contacts)
+    if args.sends:
+        plan = replace(plan, sends=args.sends)
+    if args.paced_sends:
+        plan = replace(plan, paced_sends=args.paced_sends)
     return plan
 
 
@@ -132,8 +159,52 @@ def measure(plan: Plan, only: str | None, rounds: int, procs: Processes) -> dict
         rows += report.e2e_rows(fde, noop, ratios)
         if fde.trace:
             results["trace_table"] = report.trace_table(fde.trace)
+    if only in (None, "outbound"):
+        rows += _outbound(plan, rounds, procs, results)
     results["table"] = report.table(rows)
     return results
+
+
+def _outbound(
+    plan: Plan, rounds: int, procs: Processes, results: dict[str, Any]
+) -> list[report.Row]:
+    """Unpaced sends against the no-op baseline with as many messages, then one paced run."""
+    print(
+        f"outbound: {rounds} x {plan.sends:,} sends to the sandbox, worker -p 1 -t {plan.threads}",
+        flush=True,
+    )
+    fd, noop, ratios = compare(
+        rounds,
+        lambda: e2e_noop(procs, replace(plan, events=plan.sends)),
+        lambda: outbound_flowdesk(procs, plan, sends=plan.sends, limit=UNPACED),
+        lambda f, b: f.sps / b.eps,
+    )
+    results["outbound"] = _summary(fd, noop, ratios, report.OUTBOUND_TARGET)
+    limit = WHATSAPP_DEFAULT
+    print(
+        f"outbound paced: {plan.paced_sends:,} sends at {limit.rate_per_s:g}/s burst {limit.burst}",
+        flush=True,
+    )
+    paced = outbound_flowdesk(procs, plan, sends=plan.paced_sends, limit=limit)
+    results["outbound_paced"] = asdict(paced)
+    if fd.trace:
+        results["outbound_trace_table"] = report.trace_table(fd.trace, actor="send_message")
+    _check_exactly_once([fd, paced])
+    results["exactly_once"] = fd.exactly_once and paced.exactly_once
+    return report.outbound_rows(fd, noop, ratios) + report.paced_rows(paced)
+
+
+def _check_exactly_once(runs: list[OutboundRun]) -> None:
+    for run in runs:
+        if not run.exactly_once:
+            print(
+                "\n" + "!" * 78 + f"\nERROR: the sandbox recorded {run.provider_requests} "
+                f"provider requests for {run.expected_requests} messages (limit "
+                f"{run.rate_per_s:g}/s), or their ids do not match the stored ones: a message "
+                "was sent more or less than once.\n" + "!" * 78,
+                file=sys.stderr,
+                flush=True,
+            )
 
 
 def _summary(flowdesk: Any, baseline: Any, ratios: list[float], target: float) -> dict[str, Any]:
@@ -192,8 +263,9 @@ def main(argv: list[str] | None = None) -> int:
     (RESULTS / "latest.json").write_text(json.dumps(document, indent=2) + "\n")
     print()
     print(results["table"])
-    if "trace_table" in results:
-        print("\n" + results["trace_table"])
+    for key in ("trace_table", "outbound_trace_table"):
+        if key in results:
+            print("\n" + results[key])
     print(f"\n({document['duration_s']}s; JSON in {RESULTS / 'latest.json'})")
     busy = load_before[0]
     if busy > (os.cpu_count() or 1):
@@ -201,7 +273,10 @@ def main(argv: list[str] | None = None) -> int:
             f"note: load average was {busy:.1f} on {os.cpu_count()} CPUs before the run; "
             "other work shared the machine, so these numbers are noisier than usual"
         )
-    missed = [k for k in ("ingest", "e2e") if k in results and not results[k]["met"]]
+    if not results.get("exactly_once", True):
+        print("bench: outbound sends were not exactly once (see the ERROR above)", file=sys.stderr)
+        return 1
+    missed = [k for k in ("ingest", "e2e", "outbound") if k in results and not results[k]["met"]]
     return 1 if args.strict and missed else 0
 
 

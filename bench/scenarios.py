@@ -146,7 +146,7 @@ def e2e_flowdesk(procs: Processes, plan: Plan) -> E2ERun:
             watch=children,
         )
         warm_ids = infra.scalar(services, "SELECT max(id) FROM inbox")
-        warm_trace = _read_trace(plan, settle_s=1.2)
+        warm_trace = read_trace(plan, settle_s=1.2)
         cpu_before = _flowdesk_cpu(services, web, worker)
         target = plan.e2e_warmup + plan.events
         payload = PayloadSpec(f"m{tag}", plan.events, plan.contacts)
@@ -159,9 +159,9 @@ def e2e_flowdesk(procs: Processes, plan: Plan) -> E2ERun:
             timeout_s=plan.timeout_s,
             watch=children,
         )
-        cpu_used = _per_event_ms(_flowdesk_cpu(services, web, worker), cpu_before, plan.events)
+        cpu_used = per_event_ms(_flowdesk_cpu(services, web, worker), cpu_before, plan.events)
         ingest = load_result(procs, gen, plan)
-        trace = _minus(_read_trace(plan, settle_s=1.5), warm_trace)
+        trace = trace_minus(read_trace(plan, settle_s=1.5), warm_trace)
     finally:
         for child in reversed(children):
             procs.stop(child)
@@ -204,7 +204,7 @@ def e2e_noop(procs: Processes, plan: Plan) -> E2ERun:
             timeout_s=plan.timeout_s,
             watch=[worker],
         )
-        cpu_used = _per_event_ms(_noop_cpu(plan.services, worker), cpu_before, plan.events)
+        cpu_used = per_event_ms(_noop_cpu(plan.services, worker), cpu_before, plan.events)
         raw = client.get(noop.finished_key(prefix, "measured"))
         assert raw is not None
         elapsed = float(raw) - started
@@ -233,12 +233,12 @@ def _noop_cpu(services: Services, worker: Child) -> dict[str, float]:
     return {"worker": cpu.tree_cpu_s(worker.popen.pid), "redis": cpu.redis_cpu_s(services)}
 
 
-def _per_event_ms(after: dict[str, float], before: dict[str, float], n: int) -> dict[str, float]:
+def per_event_ms(after: dict[str, float], before: dict[str, float], n: int) -> dict[str, float]:
     """CPU milliseconds per event, by process group."""
     return {k: 1000 * (after[k] - before.get(k, 0.0)) / n for k in after}
 
 
-def _read_trace(plan: Plan, *, settle_s: float) -> Trace:
+def read_trace(plan: Plan, *, settle_s: float) -> Trace:
     """The traced worker's totals so far (it dumps once a second), or {} when not tracing."""
     if not plan.trace_path:
         return {}
@@ -248,7 +248,7 @@ def _read_trace(plan: Plan, *, settle_s: float) -> Trace:
     return trace
 
 
-def _minus(after: Trace, before: Trace) -> Trace:
+def trace_minus(after: Trace, before: Trace) -> Trace:
     out: Trace = {}
     for key, v in after.items():
         b = before.get(key, {"count": 0, "seconds": 0.0})

@@ -7,6 +7,7 @@ import os
 import re
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +18,10 @@ from sqlalchemy import event
 import actors.worker_entry  # noqa: F401 - boots settings, logging, broker and dependencies
 from actors import deps
 
-# Boots exactly like `actors.worker_entry`, then hooks the worker's SQLAlchemy engine and writes
-# running totals (count and seconds per statement shape, per commit, per actor message) to
-# BENCH_TRACE_PATH once a second. The hooks cost microseconds per statement, so a traced run is
+# Boots exactly like `actors.worker_entry`, then hooks the worker's SQLAlchemy engine, provider
+# HTTP client, rate-limit bucket and broker enqueues, and writes running totals (count and
+# seconds per statement shape, per commit, per call, per actor message) to BENCH_TRACE_PATH
+# once a second. The hooks cost microseconds per statement, so a traced run is
 # for finding where time goes, not for headline numbers.
 _TRACE_PATH = Path(os.environ.get("BENCH_TRACE_PATH", "bench/results/trace.json"))
 _lock = threading.Lock()
@@ -66,6 +68,26 @@ def _timed_commit(dbapi_connection: Any) -> None:
 _engine.dialect.do_commit = _timed_commit  # type: ignore[method-assign]
 
 
+def _timed(key: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            _add(key, time.perf_counter() - started)
+
+    return timed
+
+
+# Instance attributes shadow the methods, so only this worker's objects are affected.
+_http = deps.current().http
+_http.send = _timed("http: provider request", _http.send)  # type: ignore[method-assign]
+_bucket = deps.current().bucket
+_bucket.take = _timed("redis: rate-limit bucket take", _bucket.take)  # type: ignore[method-assign]
+_broker = dramatiq.get_broker()
+_broker.enqueue = _timed("broker: enqueue", _broker.enqueue)  # type: ignore[method-assign]
+
+
 class _ActorTimer(Middleware):
     def before_process_message(self, broker: dramatiq.Broker, message: Any) -> None:
         _local.message_started = time.perf_counter()
@@ -78,7 +100,7 @@ class _ActorTimer(Middleware):
             _add("events: process_inbox", 0.0, len(message.args[0]))
 
 
-dramatiq.get_broker().add_middleware(_ActorTimer())
+_broker.add_middleware(_ActorTimer())
 
 
 def _dump_forever() -> None:
