@@ -1,4 +1,4 @@
-"""Deliver actors: what happens after a pipeline commits (realtime events for now)."""
+"""Deliver actors: what happens after a pipeline commits (realtime events, tenant webhooks)."""
 
 from __future__ import annotations
 
@@ -6,30 +6,59 @@ import logging
 
 from actors import deps
 from actors.broker import actor
+from actors.deps import WorkerDeps
+from actors.webhooks import deliver_webhook
 from engine.db import system_tx
 from engine.store.outbox import claim_outbox, mark_outbox_published
-from pipelines.deliver import realtime_channel, realtime_message
+from pipelines.deliver import (
+    STREAM_MAXLEN,
+    realtime_channel,
+    realtime_message,
+    realtime_stream,
+    stream_fields,
+)
+from pipelines.webhooks import plan_webhooks
 
 log = logging.getLogger(__name__)
 
 
 @actor(queue_name="deliver")
 def publish_outbox(outbox_ids: list[int]) -> None:
-    """Publish committed outbox events on each tenant's Redis channel, then mark them done.
+    """Publish committed outbox events (publish_events); the sweeper re-offers lost ones."""
+    publish_events(deps.current(), outbox_ids)
+
+
+def publish_events(d: WorkerDeps, outbox_ids: list[int]) -> int:
+    """Publish committed outbox events on each tenant's Redis channel and replayable Stream,
+    plan the tenant's webhook deliveries, then mark the events done; how many were published.
 
     At-least-once: a crash between publish and commit republishes; events carry their outbox
-    id so subscribers can drop repeats.
+    id so subscribers can drop repeats. Webhook deliveries are planned once per event. Called
+    by publish_outbox and, right after their commit, by pipelines that publish in-line.
     """
-    d = deps.current()
     with system_tx(d.db) as conn:
         events = claim_outbox(conn, outbox_ids)
         if not events:
-            return
+            return 0
         with d.redis.pipeline(transaction=False) as pipe:
             for event in events:
                 pipe.publish(
                     realtime_channel(d.realtime_prefix, event.tenant_id), realtime_message(event)
                 )
+                pipe.xadd(
+                    realtime_stream(d.realtime_prefix, event.tenant_id),
+                    stream_fields(event),  # type: ignore[arg-type]
+                    maxlen=STREAM_MAXLEN,
+                    approximate=True,
+                )
             pipe.execute()
+        deliveries = plan_webhooks(conn, [e.id for e in events])
         mark_outbox_published(conn, [e.id for e in events])
-    log.debug("outbox published", extra={"stage": "deliver", "count": len(events)})
+    # After commit, so the worker finds the rows; the tenant id labels any dead letter.
+    for delivery in deliveries:
+        deliver_webhook.send_with_options(args=(delivery.id,), tenant_id=delivery.tenant_id)
+    log.debug(
+        "outbox published",
+        extra={"stage": "deliver", "count": len(events), "webhooks": len(deliveries)},
+    )
+    return len(events)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from concurrent.futures import Executor
 from dataclasses import dataclass
 
 import httpx
@@ -27,6 +28,8 @@ class WorkerDeps:
     http: httpx.Client
     bucket: TokenBucket
     storage: MediaStorage
+    # Provider calls of batched sends (None: one after another on the actor's thread).
+    send_pool: Executor | None = None
 
     def record_dead_letter(self, dl: NewDeadLetter) -> None:
         with system_tx(self.db) as conn:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from actors.campaigns import reconcile as reconcile_campaigns
 from actors.deliver import publish_outbox
 from actors.deps import WorkerDeps
 from actors.inbound import process_inbox
 from actors.media import download_media
-from actors.outbound import send_message
+from actors.outbound import enqueue_sends
 from engine.db import system_tx
 from engine.store.inbox import get_stale_inbox_ids
 from engine.store.media import get_stale_media_downloads
@@ -28,10 +29,12 @@ class SweepResult:
     outbox_requeued: int
     sends_requeued: int = 0
     media_requeued: int = 0
+    campaign_rows_reconciled: int = 0
 
 
 def sweep(d: WorkerDeps) -> SweepResult:
-    """Re-enqueue work left behind past its deadline: inbox, outbox, sends, media downloads.
+    """Re-enqueue work left behind past its deadline: inbox, outbox, sends, media downloads,
+    campaign recipients claimed but never sent (or whose status the row missed).
 
     Safe to run concurrently with workers: processing is idempotent and claims skip rows
     another worker holds. A flushed or restarted broker therefore loses nothing.
@@ -54,8 +57,11 @@ def sweep(d: WorkerDeps) -> SweepResult:
         unsent_ids = get_unsent_ids(
             conn, older_than_s=d.settings.INBOX_SWEEP_AFTER_S, limit=SWEEP_LIMIT
         )
-    for message_id in unsent_ids:
-        send_message.send(message_id)
+    # Campaign recipients first: their unsent messages are re-offered with the campaign's own
+    # retry policy (reconcile), so they are not offered a second time here.
+    campaigns = reconcile_campaigns(d)
+    resent = set(campaigns.resend_ids)
+    enqueue_sends([m for m in unsent_ids if m not in resent])
     with system_tx(d.db) as conn:
         downloads = get_stale_media_downloads(
             conn,
@@ -70,8 +76,9 @@ def sweep(d: WorkerDeps) -> SweepResult:
         outbox_requeued=len(outbox_ids),
         sends_requeued=len(unsent_ids),
         media_requeued=len(downloads),
+        campaign_rows_reconciled=len(resent) + campaigns.followed + campaigns.orphans,
     )
-    if inbox_ids or outbox_ids or unsent_ids or downloads:
+    if inbox_ids or outbox_ids or unsent_ids or downloads or result.campaign_rows_reconciled:
         log.warning(
             "sweep re-offered stale work",
             extra={
@@ -79,6 +86,7 @@ def sweep(d: WorkerDeps) -> SweepResult:
                 "outbox": result.outbox_requeued,
                 "sends": result.sends_requeued,
                 "media": result.media_requeued,
+                "campaign_rows": result.campaign_rows_reconciled,
             },
         )
     return result

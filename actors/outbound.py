@@ -1,36 +1,108 @@
-"""Send actor: one outbound message through its channel's provider, then its realtime event."""
+"""Send actors: batches of outbound messages through their channels' providers, then their
+realtime events, published in-line; `send_message` is the one-message form."""
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
+from collections.abc import Sequence
+
+import dramatiq
+import redis
 
 from actors import deps
 from actors.broker import actor
-from actors.deliver import publish_outbox
-from actors.middleware import is_last_attempt
+from actors.deliver import publish_events
+from actors.deps import WorkerDeps
+from actors.middleware import RetryPolicy
+from config import Settings
+from engine.errors import EngineError
 from engine.ratelimit import limits_for
-from pipelines.outbound import OUTBOUND_QUEUE, run_send
+from pipelines.outbound import OUTBOUND_QUEUE, SEND_BATCH, BatchOutcome, SendPolicy, run_batch
 
 log = logging.getLogger(__name__)
 
 
 @actor(queue_name=OUTBOUND_QUEUE)
+def send_messages(message_ids: list[int], reserved_channel_id: int | None = None) -> None:
+    """Send a batch of pending messages. Safe to run any number of times: a sent one is left
+    alone. Retries and throttled sends come back as batches of their own; per-message
+    failures never fail the batch, only a database outage does (the middleware retries it)."""
+    send_batch(message_ids, reserved_channel_id=reserved_channel_id)
+
+
+@actor(queue_name=OUTBOUND_QUEUE)
 def send_message(message_id: int) -> None:
-    """Send a pending message. Safe to run any number of times: a sent one is left alone."""
+    """Send one pending message (API replies, scheduled sends, dead-letter requeues)."""
+    send_batch([message_id])
+
+
+def enqueue_sends(
+    message_ids: Sequence[int], *, batch: int = SEND_BATCH, tenant_id: int | None = None
+) -> None:
+    """Enqueue sends for many pending messages, `batch` ids per broker message. After commit:
+    a lost enqueue leaves pending rows for the sweeper, never a second send."""
+    for start in range(0, len(message_ids), batch):
+        chunk = list(message_ids[start : start + batch])
+        if tenant_id is None:
+            send_messages.send(chunk)
+        else:  # the tenant labels a dead letter of the batch without a database lookup
+            send_messages.send_with_options(args=(chunk,), tenant_id=tenant_id)
+
+
+def send_batch(
+    message_ids: Sequence[int], *, reserved_channel_id: int | None = None
+) -> BatchOutcome:
+    """run_batch with this worker's dependencies, then enqueue its re-sends and publish."""
     d = deps.current()
-    outcome = run_send(
-        message_id,
+    outcome = run_batch(
+        message_ids,
         db=d.db,
         adapters=d.adapters,
         http=d.http,
+        pool=d.send_pool,
         bucket=d.bucket,
         limits=limits_for,
-        last_attempt=is_last_attempt(d.settings.MAX_RETRIES),
-        publish=publish_outbox.send,
+        policy=send_policy(d.settings),
+        reserved_channel_id=reserved_channel_id,
     )
-    if outcome.outbox_ids:
-        publish_outbox.send(outcome.outbox_ids)
-    log.info(
-        "send done",
-        extra={"stage": "ack", "message_id": message_id, "status": outcome.status},
+    for resend in outcome.resends:
+        send_messages.send_with_options(
+            args=(resend.message_ids,),
+            kwargs={"reserved_channel_id": resend.reserved_channel_id},
+            delay=resend.delay_ms or None,
+        )
+    _publish(d, outcome.outbox_ids)
+    counts = Counter(outcome.statuses.values())
+    log.info("sends done", extra={"stage": "ack", "count": len(message_ids), **counts})
+    return outcome
+
+
+def send_policy(settings: Settings) -> SendPolicy:
+    """MAX_RETRIES retries with the middleware's backoff; dead letters filed as send_message's,
+    so an operator's requeue sends that one message again."""
+    retry = RetryPolicy(
+        max_retries=settings.MAX_RETRIES,
+        min_backoff_ms=settings.MIN_BACKOFF_MS,
+        max_backoff_ms=settings.MAX_BACKOFF_MS,
     )
+    return SendPolicy(
+        backoff_ms=retry.backoff_ms,
+        max_attempts=settings.MAX_RETRIES + 1,
+        dead_letter_actor=send_message.actor_name,
+        dead_letter_queue=send_message.queue_name,
+    )
+
+
+def _publish(d: WorkerDeps, outbox_ids: list[int]) -> None:
+    """Realtime events right after the commit, instead of a publish_outbox message per send.
+    If that fails the rows stay unpublished and the sweeper re-offers them."""
+    if not outbox_ids:
+        return
+    try:
+        publish_events(d, outbox_ids)
+    except (redis.RedisError, EngineError, dramatiq.errors.DramatiqError) as exc:
+        log.warning(
+            "publishing send statuses failed; left to the sweeper",
+            extra={"count": len(outbox_ids), "error": type(exc).__name__},
+        )

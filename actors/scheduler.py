@@ -1,4 +1,4 @@
-"""The scheduler process: one leader (PostgreSQL advisory lock) running periodic sweeps."""
+"""The scheduler process: one leader (PostgreSQL advisory lock) running sweeps and due sends."""
 
 from __future__ import annotations
 
@@ -7,14 +7,39 @@ import threading
 from collections.abc import Callable
 
 from apscheduler.schedulers.background import BackgroundScheduler
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 
+from actors.campaigns import TICK_EVERY_S, enqueue_ticks, start_due
 from actors.deps import WorkerDeps
 from actors.maintenance import sweep
+from actors.outbound import send_message
+from engine.db import system_tx
+from engine.store.scheduled_messages import release_due_messages
 
 log = logging.getLogger(__name__)
 
 LEADER_LOCK_KEY = 7_265_432
+# A scheduled message goes out within this many seconds of its time.
+SCHEDULED_SEND_EVERY_S = 5
+SCHEDULED_SEND_BATCH = 500
+
+
+def send_due_messages(
+    db: Engine, enqueue: Callable[[int], object], *, limit: int = SCHEDULED_SEND_BATCH
+) -> list[int]:
+    """Release scheduled messages whose time has come and enqueue each send; their ids.
+
+    The release commits before the enqueue, and releases each message once even when two
+    calls overlap: a lost enqueue leaves a plain pending message for the sweeper, never a
+    second send.
+    """
+    with system_tx(db) as conn:
+        message_ids = release_due_messages(conn, limit=limit)
+    for message_id in message_ids:
+        enqueue(message_id)
+    if message_ids:
+        log.info("scheduled messages released", extra={"count": len(message_ids)})
+    return message_ids
 
 
 class Scheduler:
@@ -28,6 +53,13 @@ class Scheduler:
         self._jobs = BackgroundScheduler(timezone="UTC")
         every_s = deps.settings.INBOX_SWEEP_EVERY_S
         self._add("sweep", lambda: sweep(deps), every_s)
+        self._add(
+            "scheduled_sends",
+            lambda: send_due_messages(deps.db, send_message.send),
+            SCHEDULED_SEND_EVERY_S,
+        )
+        self._add("campaign_starts", lambda: start_due(deps), TICK_EVERY_S)
+        self._add("campaign_ticks", lambda: enqueue_ticks(deps), TICK_EVERY_S)
 
     def _add(self, name: str, fn: Callable[[], object], every_s: int) -> None:
         self._jobs.add_job(fn, "interval", seconds=every_s, id=name, max_instances=1, coalesce=True)

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import httpx
 import redis
 
-from actors import deliver, inbound, media, outbound  # noqa: F401 - importing declares the actors
+from actors import (  # noqa: F401 - importing declares the actors
+    campaigns,
+    deliver,
+    inbound,
+    media,
+    outbound,
+)
 from actors.broker import bind_actors, build_broker
 from actors.deps import WorkerDeps, default_adapters, install
 from actors.middleware import RetryPolicy
@@ -56,6 +64,7 @@ def build_worker_deps(settings: Settings, runtime: Runtime) -> WorkerDeps:
         http=provider_http_client(),
         bucket=TokenBucket(client, f"{settings.QUEUE_PREFIX}:ratelimit"),
         storage=storage,
+        send_pool=ThreadPoolExecutor(settings.SEND_CONCURRENCY, thread_name_prefix="send"),
     )
     broker = build_broker(
         redis_url=runtime.redis_url,

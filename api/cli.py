@@ -509,6 +509,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dead_letter_id", type=positive_int)
     for q in ("actor", "error_class", "tenant", "older_than", "newer_than"):
         p.set_defaults(**{q: None})
+
+    from api.cli_campaigns import add_campaign_commands
+
+    add_campaign_commands(sub, add)
     return parser
 
 

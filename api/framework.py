@@ -30,7 +30,7 @@ from starlette.routing import Route
 from api.auth import Principal, require_principal
 from api.deps import ApiDeps, get_deps
 from api.errors import ApiError, ErrorDetail, invalid_request
-from api.rbac import Permission, allowed
+from api.rbac import Permission, permits
 from engine.db import async_tenant_tx
 
 MAX_BIGINT = 9_223_372_036_854_775_807
@@ -59,6 +59,8 @@ class Call(Generic[B, Q]):
     body: B
     query: Q
     ids: Mapping[str, int]
+    # `{name:str}` path parameters, as sent (URL-decoded); `ids` holds the integer ones.
+    params: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def tenant_id(self) -> int:
@@ -116,6 +118,9 @@ class ApiRouter:
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     ) -> Callable[[Handler], Handler]:
         def decorate(handler: Handler) -> Handler:
+            for name, kind in path_param_kinds(path):
+                if kind not in ("int", "str"):
+                    raise ValueError(f"{path}: path parameter {name!r} must be :int or :str")
             spec = EndpointSpec(
                 method=method,
                 path=path,
@@ -184,13 +189,23 @@ def _starlette_path(path: str) -> str:
 
 
 def path_params(path: str) -> list[str]:
-    return [p[1:-1].split(":")[0] for p in path.split("/") if p.startswith("{")]
+    return [name for name, _ in path_param_kinds(path)]
+
+
+def path_param_kinds(path: str) -> list[tuple[str, str]]:
+    """(name, "int" | "str") per path parameter; a bare `{name}` is an int id."""
+    kinds: list[tuple[str, str]] = []
+    for part in path.split("/"):
+        if part.startswith("{") and part.endswith("}"):
+            name, _, kind = part[1:-1].partition(":")
+            kinds.append((name, kind or "int"))
+    return kinds
 
 
 def _wrap(spec: EndpointSpec, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
-        principal = await require_principal(request)
-        if spec.permission is not None and not allowed(principal.role, spec.permission):
+        principal = await require_principal(request, allow_clients=True)
+        if not permits(principal, spec.permission):
             raise ApiError(403, "forbidden", "Your role may not do this.")
         ids = _ids(request, spec)
         query = _query(request, spec.query or NoQuery)
@@ -202,6 +217,7 @@ def _wrap(spec: EndpointSpec, handler: Handler) -> Callable[[Request], Awaitable
             body=body,
             query=query,
             ids=ids,
+            params=_params(request, spec),
         )
         result = await handler(call)
         if isinstance(result, Response):
@@ -218,12 +234,22 @@ def _wrap(spec: EndpointSpec, handler: Handler) -> Callable[[Request], Awaitable
 
 def _ids(request: Request, spec: EndpointSpec) -> dict[str, int]:
     ids: dict[str, int] = {}
-    for name in path_params(spec.path):
+    for name, kind in path_param_kinds(spec.path):
+        if kind != "int":
+            continue
         value = request.path_params[name]
         if not isinstance(value, int) or not 1 <= value <= MAX_BIGINT:
             raise ApiError(404, "not_found", "Not found.")
         ids[name] = value
     return ids
+
+
+def _params(request: Request, spec: EndpointSpec) -> dict[str, str]:
+    return {
+        name: str(request.path_params[name])
+        for name, kind in path_param_kinds(spec.path)
+        if kind == "str"
+    }
 
 
 def _query(request: Request, model: type[Q]) -> Q:

@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from api.errors import ErrorDetail
-from api.framework import ApiRouter, EndpointSpec, path_params
+from api.framework import ApiRouter, EndpointSpec, path_param_kinds
 
 _REF = "#/components/schemas/{model}"
 
@@ -52,7 +52,7 @@ def build_openapi(
     refs, schema = models_json_schema(keys, ref_template=_REF)  # type: ignore[arg-type]
     paths: dict[str, Any] = dict(extra_paths)
     for spec in specs:
-        paths.setdefault(spec.path, {})[spec.method.lower()] = _operation(spec, refs)
+        paths.setdefault(openapi_path(spec.path), {})[spec.method.lower()] = _operation(spec, refs)
     return {
         "openapi": "3.1.0",
         "info": {"title": title, "version": version},
@@ -65,6 +65,14 @@ def build_openapi(
     }
 
 
+def openapi_path(path: str) -> str:
+    """`/settings/{key:str}` as declared → `/settings/{key}` as OpenAPI templates it."""
+    return "/".join(
+        part.split(":")[0] + "}" if part.startswith("{") and ":" in part else part
+        for part in path.split("/")
+    )
+
+
 def _operation(spec: EndpointSpec, refs: dict[Any, Any]) -> dict[str, Any]:
     op: dict[str, Any] = {
         "operationId": spec.name,
@@ -75,9 +83,11 @@ def _operation(spec: EndpointSpec, refs: dict[Any, Any]) -> dict[str, Any]:
                 "name": name,
                 "in": "path",
                 "required": True,
-                "schema": {"type": "integer", "minimum": 1},
+                "schema": {"type": "integer", "minimum": 1}
+                if kind == "int"
+                else {"type": "string"},
             }
-            for name in path_params(spec.path)
+            for name, kind in path_param_kinds(spec.path)
         ],
         "responses": {},
     }
@@ -112,7 +122,21 @@ def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
             "name": name,
             "in": "query",
             "required": name in required,
-            "schema": {k: v for k, v in prop.items() if k != "title"},
+            "schema": _query_schema(prop),
         }
         for name, prop in schema.get("properties", {}).items()
     ]
+
+
+def _query_schema(prop: dict[str, Any]) -> dict[str, Any]:
+    """A query parameter is present or absent, never null: drop null branches and null defaults
+    (a `default: null` beside `type: string` makes the document invalid)."""
+    out = {k: v for k, v in prop.items() if k != "title"}
+    if "default" in out and out["default"] is None:
+        del out["default"]
+    branches = out.get("anyOf")
+    if isinstance(branches, list):
+        kept = [b for b in branches if b != {"type": "null"}]
+        del out["anyOf"]
+        out = {**kept[0], **out} if len(kept) == 1 else {"anyOf": kept, **out}
+    return out

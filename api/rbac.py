@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from engine.security import Role
+
+if TYPE_CHECKING:
+    from api.auth import Principal
 
 
 class Permission(StrEnum):
@@ -31,6 +35,8 @@ class Permission(StrEnum):
     FAST_REPLIES_MANAGE = "fast_replies.manage"
     INTEGRATIONS_MANAGE = "integrations.manage"  # API clients and outbound webhooks
     STATS_READ = "stats.read"
+    CAMPAIGNS_READ = "campaigns.read"  # campaigns, their progress, reports and exports
+    CAMPAIGNS_MANAGE = "campaigns.manage"  # create, import lists, start, pause, cancel
     TENANTS_MANAGE = "tenants.manage"  # the platform: create and suspend tenants
     SELF = "self"  # any signed-in user acting on their own account
 
@@ -57,6 +63,8 @@ _SUPERVISOR = _AGENT | {
     Permission.TAGS_MANAGE,
     Permission.FAST_REPLIES_MANAGE,
     Permission.STATS_READ,
+    Permission.CAMPAIGNS_READ,
+    Permission.CAMPAIGNS_MANAGE,
 }
 _ADMIN = _SUPERVISOR | {
     Permission.QUEUES_MANAGE,
@@ -78,6 +86,42 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
 
 def allowed(role: Role, permission: Permission) -> bool:
     return permission in ROLE_PERMISSIONS[role]
+
+
+class ClientPermission(StrEnum):
+    """What an admin may grant an API client: a tenant system's needs, nothing that manages
+    the tenant (users, channels, settings, other clients) or acts as a person (SELF)."""
+
+    TICKETS_READ = Permission.TICKETS_READ.value
+    TICKETS_READ_ALL = Permission.TICKETS_READ_ALL.value
+    MESSAGES_SEND = Permission.MESSAGES_SEND.value
+    CONTACTS_READ = Permission.CONTACTS_READ.value
+    CONTACTS_WRITE = Permission.CONTACTS_WRITE.value
+    QUEUES_READ = Permission.QUEUES_READ.value
+    CHANNELS_READ = Permission.CHANNELS_READ.value
+
+
+_CLIENT_GRANTABLE = frozenset(p.value for p in ClientPermission)
+
+
+def may(principal: Principal, permission: Permission) -> bool:
+    """Whether this caller holds `permission`: by role for a user, by grant for an API client.
+
+    Handlers deciding anything by permission use this, not the role: a client's role is a
+    placeholder ("agent") and grants it nothing.
+    """
+    if principal.client_permissions is not None:
+        granted = principal.client_permissions & _CLIENT_GRANTABLE
+        return permission.value in granted
+    return allowed(principal.role, permission)
+
+
+def permits(principal: Principal, permission: Permission | None) -> bool:
+    """The endpoint check: its one permission, or for a public endpoint (None) any signed-in
+    user. An API client needs an explicit grant everywhere."""
+    if permission is None:
+        return not principal.is_client
+    return may(principal, permission)
 
 
 def sees_all_tickets(role: Role) -> bool:

@@ -73,7 +73,8 @@ class E2ERun:
 
 @dataclass(frozen=True)
 class OutboundRun:
-    """N pending messages enqueued for send_message, timed from first enqueue to last `sent`."""
+    """N pending messages enqueued for send_messages (batches), timed from first enqueue to last
+    `sent`."""
 
     sends: int
     elapsed_s: float
@@ -87,6 +88,6 @@ class OutboundRun:
     provider_requests: int  # what the sandbox recorded, warm-up included
     expected_requests: int
     exactly_once: bool  # one request per message, and its id is the one stored
-    attempts: int  # claims counted in messages.send_attempts (throttled tries included)
+    attempts: int  # provider calls counted in messages.send_attempts (throttles are not)
     dead_letters: int
     trace: Trace | None = None

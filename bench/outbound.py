@@ -14,7 +14,7 @@ import httpx
 from dramatiq.brokers.redis import RedisBroker
 from sqlalchemy import Connection, Engine, text
 
-from actors.outbound import send_message
+from actors.outbound import send_messages
 from bench import cpu, infra
 from bench.infra import BenchError, Services
 from bench.models import OutboundRun, Plan, Trace
@@ -23,7 +23,7 @@ from bench.scenarios import per_event_ms, read_trace, trace_minus
 from bench.targets import flowdesk_env, start_worker
 from engine.db import create_db_engine, system_tx, tenant_tx
 from engine.events import ChannelConfig
-from pipelines.outbound import OUTBOUND_QUEUE, SendRequest, record_send
+from pipelines.outbound import OUTBOUND_QUEUE, SEND_BATCH, SendRequest, record_send
 
 GRAPH_VERSION = "v21.0"
 BODY = "Thanks for waiting: your order left the warehouse today."
@@ -232,16 +232,20 @@ def _seed_tickets(conn: Connection, *, tenant_id: int, channel_id: int, n: int) 
     return sorted(int(r[0]) for r in rows)
 
 
-def enqueue_sends(broker: dramatiq.Broker, message_ids: list[int]) -> list[float]:
-    """send_message for each id, one by one as the API does; returns each enqueue's wall time."""
+def enqueue_sends(
+    broker: dramatiq.Broker, message_ids: list[int], *, batch: int = SEND_BATCH
+) -> list[float]:
+    """send_messages with `batch` ids per broker message, as bulk senders (sweeper, campaigns)
+    enqueue; returns each id's enqueue wall time (its batch's)."""
     times: list[float] = []
-    for message_id in message_ids:
-        times.append(time.time())
+    for start in range(0, len(message_ids), batch):
+        chunk = message_ids[start : start + batch]
+        times += [time.time()] * len(chunk)
         broker.enqueue(
             dramatiq.Message(
                 queue_name=OUTBOUND_QUEUE,
-                actor_name=send_message.actor_name,
-                args=(message_id,),
+                actor_name=send_messages.actor_name,
+                args=(chunk,),
                 kwargs={},
                 options={},
             )

@@ -102,8 +102,9 @@ def _once(run: OutboundRun) -> str:
 
 
 def _attempts(run: OutboundRun) -> str:
-    """Claims per send: a throttled try claims the message too before the bucket says wait."""
-    return f"{run.attempts:,} ({run.attempts - run.sends:,} throttled) / {run.dead_letters}"
+    """Provider calls per send (messages.send_attempts): a throttled try is claimed and released
+    without counting, so the difference is retries after provider errors."""
+    return f"{run.attempts:,} ({run.attempts - run.sends:,} retried) / {run.dead_letters}"
 
 
 def outbound_rows(fd: OutboundRun, noop: E2ERun, ratios: list[float]) -> list[Row]:
@@ -157,7 +158,8 @@ def trace_table(
 ) -> str:
     """Where the FlowDesk worker's threads spent their time, by statement.
 
-    An actor that handles one event per message (send_message) counts its messages as events.
+    An actor that handles one event per message counts its messages as events; a batch actor
+    (process_inbox, send_messages) counts the ids it was given.
     """
     busy = trace.get(f"actor: {actor}", {}).get("seconds", 0.0) or 1.0
     counted = trace.get(f"events: {actor}") or trace.get(f"actor: {actor}", {})

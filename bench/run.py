@@ -188,7 +188,7 @@ def _outbound(
     paced = outbound_flowdesk(procs, plan, sends=plan.paced_sends, limit=limit)
     results["outbound_paced"] = asdict(paced)
     if fd.trace:
-        results["outbound_trace_table"] = report.trace_table(fd.trace, actor="send_message")
+        results["outbound_trace_table"] = report.trace_table(fd.trace, actor="send_messages")
     _check_exactly_once([fd, paced])
     results["exactly_once"] = fd.exactly_once and paced.exactly_once
     return report.outbound_rows(fd, noop, ratios) + report.paced_rows(paced)

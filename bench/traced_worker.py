@@ -84,6 +84,9 @@ _http = deps.current().http
 _http.send = _timed("http: provider request", _http.send)  # type: ignore[method-assign]
 _bucket = deps.current().bucket
 _bucket.take = _timed("redis: rate-limit bucket take", _bucket.take)  # type: ignore[method-assign]
+_bucket.take_many = _timed(  # type: ignore[method-assign]
+    "redis: rate-limit bucket take_many", _bucket.take_many
+)
 _broker = dramatiq.get_broker()
 _broker.enqueue = _timed("broker: enqueue", _broker.enqueue)  # type: ignore[method-assign]
 
@@ -96,8 +99,8 @@ class _ActorTimer(Middleware):
         self, broker: dramatiq.Broker, message: Any, *, result: Any = None, exception: Any = None
     ) -> None:
         _add(f"actor: {message.actor_name}", time.perf_counter() - _local.message_started)
-        if message.actor_name == "process_inbox":
-            _add("events: process_inbox", 0.0, len(message.args[0]))
+        if message.actor_name in ("process_inbox", "send_messages"):
+            _add(f"events: {message.actor_name}", 0.0, len(message.args[0]))
 
 
 _broker.add_middleware(_ActorTimer())

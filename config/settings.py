@@ -63,6 +63,8 @@ class Settings(BaseSettings):
 
     WORKER_PROCESSES: int = Field(default=1, ge=1, le=64)
     WORKER_THREADS: int = Field(default=4, ge=1, le=256)
+    # Provider calls of a batch of sends run on this many threads per worker process.
+    SEND_CONCURRENCY: int = Field(default=16, ge=1, le=256)
     MAX_RETRIES: int = Field(default=8, ge=0, le=100)
     MIN_BACKOFF_MS: int = Field(default=500, ge=10, le=3_600_000)
     MAX_BACKOFF_MS: int = Field(default=300_000, ge=100, le=86_400_000)

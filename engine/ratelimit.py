@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import redis
 from redis.commands.core import Script
@@ -57,6 +58,10 @@ local function expire(ts, full_ms)
   local horizon = math.max(ts, paused, slow, now)
   redis.call('PEXPIRE', key, math.ceil(horizon - now + full_ms) + 1000)
 end
+-- a bucket in debt (reserved slots) must live until the debt is repaid and it is full again
+local function debt_ms(tokens, burst, rate, full_ms)
+  return math.max(full_ms, math.ceil((burst - tokens) / rate))
+end
 """
 
 _TAKE = (
@@ -97,8 +102,71 @@ else
   wait = math.max(1, math.ceil(wait - 1e-6))
 end
 redis.call('HSET', key, 'tokens', tokens, 'ts', ts, 'full_ms', full_ms)
-expire(ts, full_ms)
+expire(ts, debt_ms(tokens, burst, rate, full_ms))
 return wait
+"""
+)
+
+# Take up to n tokens at once. Those not available now are reserved: the bucket goes into debt
+# and each gets the time its token will have refilled (so a queue of throttled sends is paced
+# one slot apart instead of all retrying at the same instant). A batch re-sent at its slot
+# passes reserved=1 and goes through without taking again, unless a penalty pause started
+# since (penalize() forgives the debt). Slots beyond horizon_ms are not reserved: those get
+# the wait as a hint and ask again later. Returns {granted, hint_ms, slot_1_ms, slot_2_ms...}.
+_TAKE_MANY = (
+    _PRELUDE
+    + """
+local rate = tonumber(ARGV[2]) / 1000
+local burst = tonumber(ARGV[3])
+local n = tonumber(ARGV[4])
+local reserved = tonumber(ARGV[5])
+local horizon = tonumber(ARGV[6])
+local full_ms = math.ceil(burst / rate)
+if reserved == 1 and now >= paused then
+  return {n, 0}
+end
+local tokens = tonumber(s[1]) or burst
+local ts = tonumber(s[2]) or now
+if now > ts then
+  local slow_part = math.max(0, math.min(now, slow) - ts)
+  local gained = slow_part * rate / 2 + (now - ts - slow_part) * rate
+  tokens = math.min(burst, tokens + gained)
+  ts = now
+end
+tokens = math.min(burst, tokens)
+local function gain_ms(need, from)
+  if need <= 0 then
+    return 0
+  end
+  if from < slow then
+    local slow_gain = (slow - from) * rate / 2
+    if slow_gain >= need then
+      return need / (rate / 2)
+    end
+    return (slow - from) + (need - slow_gain) / rate
+  end
+  return need / rate
+end
+local out = {0, 0}
+for i = 1, n do
+  tokens = tokens - 1
+  if now >= paused and tokens >= -1e-9 then
+    tokens = math.max(0, tokens)
+    out[1] = out[1] + 1
+  else
+    local from = math.max(now, ts)
+    local wait = math.max(1, math.ceil((from - now) + gain_ms(-tokens, from) - 1e-6))
+    if wait > horizon then
+      tokens = tokens + 1
+      out[2] = wait
+      break
+    end
+    out[#out + 1] = wait
+  end
+end
+redis.call('HSET', key, 'tokens', tokens, 'ts', ts, 'full_ms', full_ms)
+expire(ts, debt_ms(tokens, burst, rate, full_ms))
+return out
 """
 )
 
@@ -118,6 +186,21 @@ return paused - now
 )
 
 
+# How far ahead take_many() reserves slots; past it a send is told to ask again later.
+RESERVE_HORIZON_MS = 60_000
+
+
+@dataclass(frozen=True)
+class Taken:
+    """take_many()'s answer: `granted` tokens now; for the next sends, in order, reserved
+    slots (ms from now); the `unreserved` rest should ask again in `hint_ms` or later."""
+
+    granted: int
+    slots_ms: tuple[int, ...]
+    unreserved: int
+    hint_ms: int
+
+
 class TokenBucket:
     """Token buckets under one key prefix; every operation is one atomic Lua script.
 
@@ -128,6 +211,7 @@ class TokenBucket:
         self._client = client
         self._prefix = prefix
         self._take = client.register_script(_TAKE)
+        self._take_many = client.register_script(_TAKE_MANY)
         self._penalize = client.register_script(_PENALIZE)
 
     def key(self, key: str) -> str:
@@ -143,6 +227,40 @@ class TokenBucket:
         if rate_per_s <= 0 or burst < 1:
             raise ValueError("rate_per_s must be > 0 and burst >= 1")
         return self._run(self._take, key, _now_arg(now_ms), float(rate_per_s), burst)
+
+    def take_many(
+        self,
+        key: str,
+        n: int,
+        *,
+        rate_per_s: float,
+        burst: int,
+        reserved: bool = False,
+        horizon_ms: int = RESERVE_HORIZON_MS,
+        now_ms: int | None = None,
+    ) -> Taken:
+        """Take `n` tokens in one call: those available now are granted; for the others a
+        slot is reserved (one token interval apart) up to `horizon_ms` ahead, so a backlog
+        drains at the bucket's rate instead of retrying all at once.
+
+        `reserved=True` is for sends re-offered at their reserved slot: granted without taking
+        again, unless a penalty pause began since (then they queue for new slots).
+        """
+        if rate_per_s <= 0 or burst < 1:
+            raise ValueError("rate_per_s must be > 0 and burst >= 1")
+        if n < 1:
+            return Taken(granted=0, slots_ms=(), unreserved=0, hint_ms=0)
+        answer = self._take_many(
+            keys=[self.key(key)],
+            args=[_now_arg(now_ms), float(rate_per_s), burst, n, int(reserved), horizon_ms],
+        )
+        granted, hint_ms, *slots = (int(v) for v in answer)
+        return Taken(
+            granted=granted,
+            slots_ms=tuple(slots),
+            unreserved=n - granted - len(slots),
+            hint_ms=hint_ms,
+        )
 
     def penalize(
         self,

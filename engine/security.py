@@ -1,14 +1,17 @@
-"""Password hashing (bcrypt) and short-lived JWT access tokens (DESIGN §7)."""
+"""Password hashing (bcrypt), short-lived JWT access tokens, opaque tokens and TOTP (DESIGN §7)."""
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import hmac
 import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 import bcrypt
 import jwt
+import pyotp
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
 from engine.errors import PermanentError
@@ -21,6 +24,18 @@ JWT_ALGORITHM = "HS256"
 ACCESS_TYP = "access"
 
 Role = Literal["super", "admin", "supervisor", "agent"]
+
+# Refresh tokens, API client tokens and backup codes are random strings stored only as SHA-256
+# digests: they carry at least 79 random bits, so a fast hash suffices where a password needs
+# bcrypt.
+REFRESH_TOKEN_PREFIX = "fdr_"  # noqa: S105 (a marker, not a secret)
+CLIENT_TOKEN_PREFIX = "fdk_"  # noqa: S105 (a marker, not a secret)
+# What an API client list shows of a token, so an admin can tell which one leaked.
+CLIENT_TOKEN_SHOWN_CHARS = 12
+TOTP_ISSUER = "FlowDesk"
+BACKUP_CODE_COUNT = 10
+_BACKUP_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i to misread
+_BACKUP_GROUPS = 4  # 4 groups of 4 characters from 31: ≈79 random bits
 
 
 class InvalidTokenError(PermanentError):
@@ -141,3 +156,64 @@ def decode_access_token(token: str, *, secret: str) -> AccessClaims:
         token_version=payload.token_version,
         exp=datetime.fromtimestamp(payload.exp, UTC),
     )
+
+
+def token_digest(token: str) -> str:
+    """The SHA-256 hex digest under which an opaque token or code is stored and looked up."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_refresh_token() -> str:
+    """A random opaque refresh token (256 bits)."""
+    return REFRESH_TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def new_client_token() -> str:
+    """A random API client token: `fdk_` and 43 URL-safe characters (256 bits)."""
+    return CLIENT_TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def is_client_token(token: str) -> bool:
+    return token.startswith(CLIENT_TOKEN_PREFIX)
+
+
+def new_totp_secret() -> str:
+    """A base32 TOTP secret (160 bits, RFC 4226's recommended length)."""
+    return pyotp.random_base32(length=32)
+
+
+def totp_uri(secret: str, *, account: str) -> str:
+    """The otpauth:// URI an authenticator app scans as a QR code."""
+    return pyotp.TOTP(secret).provisioning_uri(name=account, issuer_name=TOTP_ISSUER)
+
+
+def match_totp(secret: str, code: str, *, at: datetime | None = None) -> int | None:
+    """The 30-second time step `code` is valid for (±1 step of clock drift), else None.
+
+    Callers remember the step so the same code cannot be replayed within its window.
+    """
+    if len(code) != 6 or not code.isdigit():
+        return None
+    totp = pyotp.TOTP(secret)
+    when = at if at is not None else datetime.now(UTC)
+    step = totp.timecode(when)
+    for offset in (0, -1, 1):
+        if hmac.compare_digest(totp.at(when, counter_offset=offset), code):
+            return step + offset
+    return None
+
+
+def new_backup_codes(count: int = BACKUP_CODE_COUNT) -> list[str]:
+    """Single-use recovery codes like `k7mp-2xqa-9dzr-tnhe`."""
+    return [
+        "-".join(
+            "".join(secrets.choice(_BACKUP_ALPHABET) for _ in range(4))
+            for _ in range(_BACKUP_GROUPS)
+        )
+        for _ in range(count)
+    ]
+
+
+def backup_code_digest(code: str) -> str:
+    """Digest of a backup code as typed: case, spaces and dashes do not matter."""
+    return token_digest("".join(ch for ch in code.lower() if ch.isalnum()))

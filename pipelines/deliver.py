@@ -6,10 +6,18 @@ import json
 
 from engine.store.outbox import OutboxEvent
 
+# Roughly the last 10 000 events per tenant stay replayable; `~` lets Redis trim whole nodes.
+STREAM_MAXLEN = 10_000
+
 
 def realtime_channel(prefix: str, tenant_id: int) -> str:
     """The per-tenant Redis pub/sub channel; a tenant's subscribers never see another's."""
     return f"{prefix}:tenant:{tenant_id}:events"
+
+
+def realtime_stream(prefix: str, tenant_id: int) -> str:
+    """The per-tenant Redis Stream: the same events, kept so a reconnecting client can replay."""
+    return f"{prefix}:tenant:{tenant_id}:stream"
 
 
 def realtime_message(event: OutboxEvent) -> str:
@@ -22,3 +30,13 @@ def realtime_message(event: OutboxEvent) -> str:
             "data": json.loads(event.payload_json),
         }
     )
+
+
+def stream_fields(event: OutboxEvent) -> dict[str, str]:
+    """The Stream entry of `event`; `data` stays the outbox payload's JSON text."""
+    return {
+        "outbox_id": str(event.id),
+        "topic": event.topic,
+        "at": event.created_at.isoformat(),
+        "data": event.payload_json,
+    }

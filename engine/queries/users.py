@@ -1,4 +1,4 @@
-"""User look-ups for authentication: login by e-mail and token revocation checks."""
+"""User look-ups for authentication: login by e-mail, token revocation checks, own account."""
 
 from __future__ import annotations
 
@@ -20,16 +20,45 @@ class LoginUser(BaseModel):
     role: Role
     password_hash: str
     token_version: int
+    totp_enabled: bool = False
+    totp_secret: str | None = None
+
+
+class AccountUser(BaseModel):
+    """A signed-in user's own security state. Holds secrets: never serialise it out."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: int
+    tenant_id: int
+    name: str
+    email: str
+    role: Role
+    password_hash: str
+    token_version: int
+    totp_enabled: bool
+    totp_secret: str | None
+    backup_codes_left: int
 
 
 # Login precedes knowing the tenant, so this is the one query not narrowed by tenant_id;
 # lower(email) matches the platform-wide unique index users_email_key.
 _LOGIN_USER = text(
     """
-    SELECT u.id, u.tenant_id, u.name, u.role, u.password_hash, u.token_version
+    SELECT u.id, u.tenant_id, u.name, u.role, u.password_hash, u.token_version,
+           u.totp_enabled, u.totp_secret
     FROM users u
     JOIN tenants t ON t.id = u.tenant_id
     WHERE lower(u.email) = lower(:email) AND t.status = 'active'
+    """
+)
+
+_ACCOUNT = text(
+    """
+    SELECT u.id, u.tenant_id, u.name, u.email, u.role, u.password_hash, u.token_version,
+           u.totp_enabled, u.totp_secret, cardinality(u.backup_code_hashes) AS backup_codes_left
+    FROM users u
+    WHERE u.tenant_id = :tenant_id AND u.id = :user_id
     """
 )
 
@@ -63,3 +92,13 @@ async def get_user_token_version(conn: AsyncConnection, tenant_id: int, user_id:
         await conn.execute(_TOKEN_VERSION, {"tenant_id": tenant_id, "user_id": user_id})
     ).scalar_one_or_none()
     return None if value is None else int(value)
+
+
+async def get_account(conn: AsyncConnection, tenant_id: int, user_id: int) -> AccountUser | None:
+    """The user's own security state (hash, token version, TOTP), or None. Read-only."""
+    row = (
+        (await conn.execute(_ACCOUNT, {"tenant_id": tenant_id, "user_id": user_id}))
+        .mappings()
+        .one_or_none()
+    )
+    return None if row is None else AccountUser.model_validate(dict(row))

@@ -8,6 +8,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from engine.events import ChannelConfig, ChannelConnection, ChannelSecrets, ChannelType, Frozen
+from engine.store.patch import patch_row
 
 
 class Channel(Frozen):
@@ -103,3 +104,75 @@ def insert_channel(
             },
         ).scalar_one()
     )
+
+
+# Columns the channel API may set, with the type their bound value is cast to.
+CHANNEL_COLUMNS = {
+    "name": "text",
+    "status": "text",
+    "external_id": "text",
+    "config": "jsonb",
+    "secrets": "jsonb",
+}
+
+
+def lock_tenant_channel(conn: Connection, *, tenant_id: int, channel_id: int) -> Channel | None:
+    """The tenant's channel with its secrets, locked for this transaction; None if none."""
+    row = conn.execute(
+        text(f"{_SELECT} WHERE tenant_id = :t AND id = :id FOR UPDATE"),
+        {"t": tenant_id, "id": channel_id},
+    ).first()
+    return None if row is None else _channel(row)
+
+
+def update_channel(
+    conn: Connection,
+    *,
+    tenant_id: int,
+    channel_id: int,
+    name: str | None = None,
+    status: str | None = None,
+    setup: tuple[str, ChannelConfig, ChannelSecrets] | None = None,
+) -> bool:
+    """Set what is given (`setup`: external_id, config, secrets as validated); False if none."""
+    changes: dict[str, object] = {}
+    if name is not None:
+        changes["name"] = name
+    if status is not None:
+        changes["status"] = status
+    if setup is not None:
+        external_id, config, secrets = setup
+        changes["external_id"] = external_id
+        changes["config"] = config.model_dump_json(exclude_none=True)
+        changes["secrets"] = secrets.model_dump_json(exclude_none=True)
+    return patch_row(
+        conn,
+        table="channels",
+        tenant_id=tenant_id,
+        row_id=channel_id,
+        changes=changes,
+        columns=CHANNEL_COLUMNS,
+        touch=True,
+    )
+
+
+def channel_in_use(conn: Connection, *, tenant_id: int, channel_id: int) -> bool:
+    """Whether tickets or campaigns refer to the channel (deleting it would erase them)."""
+    return bool(
+        conn.execute(
+            text(
+                "SELECT EXISTS (SELECT 1 FROM tickets WHERE tenant_id = :t AND channel_id = :id) "
+                "OR EXISTS (SELECT 1 FROM campaigns WHERE tenant_id = :t AND channel_id = :id)"
+            ),
+            {"t": tenant_id, "id": channel_id},
+        ).scalar_one()
+    )
+
+
+def delete_channel(conn: Connection, *, tenant_id: int, channel_id: int) -> bool:
+    """Delete the channel row; False when there is none. Check `channel_in_use` first."""
+    result = conn.execute(
+        text("DELETE FROM channels WHERE tenant_id = :t AND id = :id"),
+        {"t": tenant_id, "id": channel_id},
+    )
+    return result.rowcount > 0

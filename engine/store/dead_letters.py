@@ -88,21 +88,24 @@ def _row(r: Sequence[object]) -> DeadLetter:
     return DeadLetter.model_validate(dict(zip(keys, r, strict=True)))
 
 
+_INSERT = """
+    INSERT INTO dead_letters (tenant_id, actor, queue, message_id, payload,
+        error_class, error_message, traceback, attempts)
+    VALUES (:tenant_id, :actor, :queue, :message_id, CAST(:payload_json AS jsonb),
+        :error_class, :error_message, :traceback, :attempts)
+"""
+INSERT_DEAD_LETTER = text(_INSERT + " RETURNING id")
+INSERT_DEAD_LETTERS = text(_INSERT)
+
+
 def insert_dead_letter(conn: Connection, dl: NewDeadLetter) -> int:
-    return int(
-        conn.execute(
-            text(
-                """
-                INSERT INTO dead_letters (tenant_id, actor, queue, message_id, payload,
-                    error_class, error_message, traceback, attempts)
-                VALUES (:tenant_id, :actor, :queue, :message_id, CAST(:payload_json AS jsonb),
-                    :error_class, :error_message, :traceback, :attempts)
-                RETURNING id
-                """
-            ),
-            dl.model_dump(),
-        ).scalar_one()
-    )
+    return int(conn.execute(INSERT_DEAD_LETTER, dl.model_dump()).scalar_one())
+
+
+def insert_dead_letters(conn: Connection, dls: Sequence[NewDeadLetter]) -> None:
+    """Several at once, in the caller's transaction (a batch's failed sends)."""
+    if dls:
+        conn.execute(INSERT_DEAD_LETTERS, [dl.model_dump() for dl in dls])
 
 
 def list_dead_letters(
@@ -167,16 +170,22 @@ _TENANT_OF_FIRST_ARG = {
 }
 
 
+# The same for actors whose first argument is a batch of ids: a tenant when they share one.
+_TENANT_OF_BATCH = {
+    "process_inbox": "SELECT DISTINCT tenant_id FROM inbox WHERE id = ANY(:ids)",
+    "send_messages": "SELECT DISTINCT tenant_id FROM messages WHERE id = ANY(:ids)",
+}
+
+
 def infer_tenant(conn: Connection, actor: str, payload_json: str) -> int | None:
     """The tenant a failed message was working for, when one can be told (system scope)."""
     args = json.loads(payload_json).get("args") or []
     if not args:
         return None
     first = args[0]
-    if actor == "process_inbox" and isinstance(first, list) and first:
-        rows = conn.execute(
-            text("SELECT DISTINCT tenant_id FROM inbox WHERE id = ANY(:ids)"), {"ids": first}
-        ).all()
+    batch_sql = _TENANT_OF_BATCH.get(actor)
+    if batch_sql is not None and isinstance(first, list) and first:
+        rows = conn.execute(text(batch_sql), {"ids": first}).all()
         return int(rows[0][0]) if len(rows) == 1 else None
     sql = _TENANT_OF_FIRST_ARG.get(actor)
     if sql is None or not isinstance(first, int):

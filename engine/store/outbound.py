@@ -7,6 +7,22 @@ from datetime import datetime
 from sqlalchemy import Connection, text
 
 from engine.events import ChannelType, Frozen, MessageType, Template
+from engine.store.send_batch import SEND_LEASE_S, SendJob, claim_sends
+
+# SendJob and the lease moved to send_batch with the batched claim; importable here as before.
+__all__ = [
+    "SEND_LEASE_S",
+    "NewOutboundMessage",
+    "SendJob",
+    "TicketTarget",
+    "claim_for_send",
+    "get_ticket_target",
+    "get_unsent_ids",
+    "insert_outbound_message",
+    "mark_send_failed",
+    "mark_sent",
+    "move_recipient",
+]
 
 
 class NewOutboundMessage(Frozen):
@@ -102,111 +118,15 @@ def insert_outbound_message(conn: Connection, target: TicketTarget, msg: NewOutb
     return int(message_id)
 
 
-class SendJob(Frozen):
-    """A claimed outbound message and everything needed to send it."""
-
-    message_id: int
-    tenant_id: int
-    ticket_id: int
-    channel_id: int
-    contact_id: int
-    channel_type: ChannelType
-    type: MessageType
-    body: str | None
-    media_url: str | None
-    filename: str | None
-    quoted_provider_message_id: str | None
-    template: Template | None
-    subject: str | None
-    thread_ids: tuple[str, ...]
-    recipient: str | None
-    last_inbound_at: datetime | None
-    opted_out: bool
-    unreachable: bool
-    attempt: int
-
-
-# How long a claimed send may run before another delivery may take it over (a crashed worker).
-SEND_LEASE_S = 120
-
-
-def release_claim(conn: Connection, *, message_id: int, uncount: bool) -> None:
-    """Give a claimed, unsent message back for its retry; `uncount` for a wait that never
-    reached the provider (our own rate limit), so attempts count provider calls only."""
-    conn.execute(
-        text(
-            """
-            UPDATE messages SET sending_at = NULL,
-                send_attempts = greatest(send_attempts - CASE WHEN :uncount THEN 1 ELSE 0 END, 0)
-            WHERE id = :id AND status = 'pending' AND provider_message_id IS NULL
-            """
-        ),
-        {"id": message_id, "uncount": uncount},
-    )
-
-
 def claim_for_send(conn: Connection, message_id: int) -> SendJob | None:
     """Count a send attempt on a still-unsent message and load what the send needs.
 
     None when the message was sent, failed, never existed or is still waiting for its
-    scheduled time: a redelivered or premature send is a no-op. System scope (a worker serves
-    every tenant).
+    scheduled time: a redelivered or premature send is a no-op. The one-message form of
+    claim_sends (same lease rule). System scope (a worker serves every tenant).
     """
-    row = conn.execute(
-        text(
-            """
-            WITH claimed AS (
-                UPDATE messages SET send_attempts = send_attempts + 1, sending_at = now()
-                WHERE id = :id AND direction = 'out' AND status = 'pending'
-                  AND provider_message_id IS NULL AND scheduled_at IS NULL
-                  -- A lease: a second delivery of the same send (broker redelivery) finds
-                  -- the message taken and does nothing, unless its holder died long ago.
-                  AND (sending_at IS NULL
-                       OR sending_at < now() - make_interval(secs => :lease_s))
-                RETURNING *)
-            SELECT m.id, m.tenant_id, m.ticket_id, m.channel_id, m.contact_id, ch.type, m.type,
-                   m.body, m.media_url, m.media->0->>'filename', m.quoted_provider_message_id,
-                   m.template::text, last_in.subject, last_in.thread_ids, ci.external_id,
-                   t.last_inbound_at, c.opted_out, c.unreachable, m.send_attempts
-            FROM claimed m
-            JOIN channels ch ON ch.id = m.channel_id
-            JOIN tickets t ON t.id = m.ticket_id
-            JOIN contacts c ON c.id = m.contact_id
-            LEFT JOIN LATERAL (
-                SELECT external_id FROM contact_identities
-                WHERE contact_id = m.contact_id AND channel_type = ch.type
-                ORDER BY updated_at DESC LIMIT 1) ci ON true
-            LEFT JOIN LATERAL (
-                SELECT subject, thread_ids || provider_message_id AS thread_ids FROM messages
-                WHERE ticket_id = m.ticket_id AND direction = 'in' AND subject IS NOT NULL
-                ORDER BY id DESC LIMIT 1) last_in ON true
-            """
-        ),
-        {"id": message_id, "lease_s": SEND_LEASE_S},
-    ).first()
-    if row is None:
-        return None
-    return SendJob(
-        message_id=row[0],
-        tenant_id=row[1],
-        ticket_id=row[2],
-        channel_id=row[3],
-        contact_id=row[4],
-        channel_type=ChannelType(row[5]),
-        type=MessageType(row[6]),
-        body=row[7],
-        media_url=row[8],
-        filename=row[9],
-        quoted_provider_message_id=row[10],
-        template=None if row[11] is None else Template.model_validate_json(row[11]),
-        subject=row[12],
-        thread_ids=tuple(row[13] or ()),
-        recipient=row[14],
-        last_inbound_at=row[15],
-        opted_out=row[16],
-        unreachable=row[17],
-        attempt=row[18],
-    )
+    claimed = claim_sends(conn, [message_id])
+    return claimed[0] if claimed else None
 
 
 def mark_sent(conn: Connection, *, message_id: int, provider_message_id: str) -> str:

@@ -34,3 +34,25 @@ def tenant_exists(conn: Connection, tenant_id: int) -> bool:
             text("SELECT EXISTS (SELECT 1 FROM tenants WHERE id = :id)"), {"id": tenant_id}
         ).scalar_one()
     )
+
+
+def update_tenant(
+    conn: Connection,
+    *,
+    tenant_id: int,
+    name: str | None = None,
+    status: str | None = None,
+    time_zone: str | None = None,
+) -> bool:
+    """Set what is given (None: unchanged); False when there is no such tenant.
+
+    A suspended tenant's users are refused at their next request (api.auth checks status).
+    """
+    result = conn.execute(
+        text(
+            "UPDATE tenants SET name = coalesce(:n, name), status = coalesce(:s, status), "
+            "time_zone = coalesce(:tz, time_zone), updated_at = now() WHERE id = :id"
+        ),
+        {"id": tenant_id, "n": name, "s": status, "tz": time_zone},
+    )
+    return result.rowcount > 0

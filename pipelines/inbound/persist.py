@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import defaultdict
 from collections.abc import Sequence
 
 from sqlalchemy import Connection
@@ -20,6 +21,7 @@ from engine.events import (
 from engine.store import conversations as conv
 from engine.store.outbox import insert_outbox
 from engine.store.statuses import apply_status, apply_watermark
+from pipelines.campaigns.progress import follow_message_statuses
 from pipelines.inbound.models import (
     BatchOutcome,
     RoutedEvent,
@@ -39,6 +41,7 @@ def persist(events: Sequence[RoutedEvent], *, conn: Connection) -> BatchOutcome:
     duplicate and changes nothing; status and reaction writes only move forward in time.
     """
     outcome = BatchOutcome()
+    status_changed: dict[int, list[int]] = defaultdict(list)  # message ids by tenant
     for r in events:
         v = r.enriched.validated
         event = v.event
@@ -50,13 +53,19 @@ def persist(events: Sequence[RoutedEvent], *, conn: Connection) -> BatchOutcome:
         elif isinstance(event, Reaction) and r.enriched.contact_id is not None:
             _persist_reaction(conn, v, event, r.enriched.contact_id, outcome)
         elif isinstance(event, StatusUpdate):
-            _persist_status(conn, v, event, outcome)
+            status_changed[v.tenant_id] += _persist_status(conn, v, event, outcome)
         elif isinstance(event, MessageEdit | MessageDelete):
             _persist_change(conn, v, event, outcome)
         elif isinstance(event, Receipt):
-            _persist_receipt(conn, v, event, r.enriched.contact_id, outcome)
+            changed = _persist_receipt(conn, v, event, r.enriched.contact_id, outcome)
+            status_changed[v.tenant_id] += changed
         elif isinstance(event, ContactChange):
             _persist_contact_change(conn, v, event, r.enriched.contact_id, outcome)
+    # Campaign recipients follow their messages once per batch: campaigns locked in id order.
+    for tenant_id, message_ids in sorted(status_changed.items()):
+        outcome.outbox_ids += follow_message_statuses(
+            conn, tenant_id=tenant_id, message_ids=message_ids
+        )
     return outcome
 
 
@@ -107,7 +116,7 @@ def _persist_receipt(
     event: Receipt,
     contact_id: int | None,
     outcome: BatchOutcome,
-) -> None:
+) -> list[int]:
     changed: list[int] = []
     for provider_message_id in event.provider_message_ids:
         message_id = apply_status(
@@ -134,6 +143,7 @@ def _persist_receipt(
     outcome.statuses_applied += len(changed)
     for message_id in changed:
         _outbox(conn, outcome, v, "message.status", message_id=message_id, status=event.status)
+    return changed
 
 
 def _persist_message(
@@ -234,7 +244,7 @@ def _persist_reaction(
 
 def _persist_status(
     conn: Connection, v: ValidatedEvent, event: StatusUpdate, outcome: BatchOutcome
-) -> None:
+) -> list[int]:
     message_id = apply_status(
         conn,
         tenant_id=v.tenant_id,
@@ -255,6 +265,7 @@ def _persist_status(
                 payload={"message_id": message_id, "status": event.status},
             )
         )
+    return [] if message_id is None else [message_id]
 
 
 def _persist_contact_change(

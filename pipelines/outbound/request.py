@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
@@ -69,11 +71,14 @@ def record_send(
     request: SendRequest,
     user_id: int | None,
     send_type: str = "chat",
+    event_data: Mapping[str, object] | None = None,
+    scheduled_at: datetime | None = None,
 ) -> RecordedSend:
     """Persist the message `pending` with its ticket event and outbox row.
 
     Raises NotFoundError when the ticket is not this tenant's. The caller enqueues the send
-    after commit.
+    after commit. `event_data` adds to the ticket event's data (who asked, a fingerprint).
+    With `scheduled_at` the caller does not enqueue: the scheduler releases it when due.
     """
     target = get_ticket_target(conn, tenant_id=tenant_id, ticket_id=ticket_id)
     if target is None:
@@ -99,6 +104,7 @@ def record_send(
             ),
             send_type=send_type,
             user_id=user_id,
+            scheduled_at=scheduled_at,
         ),
     )
     insert_ticket_event(
@@ -106,7 +112,12 @@ def record_send(
         tenant_id=tenant_id,
         ticket_id=ticket_id,
         type="message_sent",
-        data={"message_id": message_id, "user_id": user_id, "send_type": send_type},
+        data={
+            **(event_data or {}),
+            "message_id": message_id,
+            "user_id": user_id,
+            "send_type": send_type,
+        },
     )
     outbox_id = insert_outbox(
         conn,

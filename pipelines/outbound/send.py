@@ -1,12 +1,11 @@
-"""enrich ▸ route ▸ deliver ▸ ack for one pending outbound message (runs in a worker)."""
+"""enrich ▸ route ▸ deliver for one claimed outbound message; the verdict its batch settles."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Protocol
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import httpx
 from sqlalchemy import Engine
@@ -21,16 +20,8 @@ from engine.errors import (
     RetryableError,
 )
 from engine.events import ChannelConnection, ChannelType, MessageType, OutboundMessage, SendResult
-from engine.store.channels import get_channel
-from engine.store.outbound import (
-    SendJob,
-    claim_for_send,
-    mark_send_failed,
-    mark_sent,
-    move_recipient,
-    release_claim,
-)
-from engine.store.outbox import insert_outbox
+from engine.store.outbound import move_recipient
+from engine.store.send_batch import SendJob
 
 log = logging.getLogger(__name__)
 
@@ -40,22 +31,44 @@ SESSION_WINDOW = timedelta(hours=24)
 _WINDOWED = {ChannelType.WHATSAPP, ChannelType.MESSENGER, ChannelType.INSTAGRAM}
 
 
-class Bucket(Protocol):
-    def take(self, key: str, *, rate_per_s: float, burst: int) -> int: ...
-
-    def penalize(self, key: str, *, pause_ms: int) -> object: ...
+class ThrottledError(RateLimitedError):
+    """Our own token bucket said wait: the provider was never called."""
 
 
-Limits = Callable[[ChannelConnection], tuple[float, int]]
-Publish = Callable[[list[int]], object]
+@dataclass(frozen=True)
+class Sent:
+    result: SendResult
 
 
-@dataclass
-class SendOutcome:
-    status: str
-    message_id: int
-    provider_message_id: str | None = None
-    outbox_ids: list[int] = field(default_factory=list)
+@dataclass(frozen=True)
+class Refused:
+    """Will never go out (route said no, the provider rejected it): failed at once."""
+
+    error: PermanentError
+
+
+@dataclass(frozen=True)
+class Failing:
+    """A retryable failure (or an unexpected one): retried, failed on the last attempt."""
+
+    error: Exception
+
+
+@dataclass(frozen=True)
+class Throttled:
+    """The channel's bucket had no token: sent again in `delay_ms`, not counted as an attempt.
+    `reserved`: a slot was set aside for it then, so it will not take a token again."""
+
+    delay_ms: int
+    reserved: bool
+
+
+@dataclass(frozen=True)
+class Deferred:
+    """The batch ran out of time before this one reached the provider: sent again at once."""
+
+
+Verdict = Sent | Refused | Failing | Throttled | Deferred
 
 
 def enrich(job: SendJob, *, recipient: str) -> OutboundMessage:
@@ -105,77 +118,7 @@ def _outside_window(job: SendJob, now: datetime) -> bool:
     return job.last_inbound_at is None or now - job.last_inbound_at > SESSION_WINDOW
 
 
-def run_send(
-    message_id: int,
-    *,
-    db: Engine,
-    adapters: Mapping[ChannelType, OutboundAdapter],
-    http: httpx.Client,
-    bucket: Bucket,
-    limits: Limits,
-    last_attempt: bool,
-    publish: Publish,
-) -> SendOutcome:
-    """Send one message. Idempotent: a message already sent or failed is left alone.
-
-    Raises RateLimitedError (wait for tokens; the middleware does not count it as a retry),
-    RetryableError (provider down: retry with backoff; the message stays pending until the last
-    attempt, which marks it failed) and PermanentError (the message is marked failed first).
-    """
-    with system_tx(db) as conn:
-        job = claim_for_send(conn, message_id)
-        channel = get_channel(conn, job.channel_id) if job is not None else None
-    if job is None or channel is None:
-        return SendOutcome(status="skipped", message_id=message_id)
-    connection = channel.connection()
-    adapter = adapters.get(connection.type)
-    try:
-        if adapter is None:
-            raise PermanentError(f"no adapter can send on {connection.type} channels")
-        recipient = route(job, now=datetime.now(UTC))
-        _wait_for_token(bucket, connection, limits)
-        result = _deliver(adapter, job, connection, recipient, db=db, http=http)
-    except ThrottledError:
-        _release(db, job, uncount=True)
-        raise
-    except RateLimitedError as exc:
-        if exc.delay_ms:
-            bucket.penalize(_bucket_key(connection), pause_ms=exc.delay_ms)
-        _release(db, job, uncount=False)
-        raise
-    except PermanentError as exc:
-        publish(_fail(db, job, exc))
-        raise
-    except RetryableError as exc:
-        if last_attempt:
-            publish(_fail(db, job, exc))
-        else:
-            _release(db, job, uncount=False)
-        raise
-    return _ack(db, job, result)
-
-
-class ThrottledError(RateLimitedError):
-    """Our own token bucket said wait: the provider was never called."""
-
-
-def _release(db: Engine, job: SendJob, *, uncount: bool) -> None:
-    with system_tx(db) as conn:
-        release_claim(conn, message_id=job.message_id, uncount=uncount)
-
-
-def _bucket_key(channel: ChannelConnection) -> str:
-    return f"channel:{channel.id}"
-
-
-def _wait_for_token(bucket: Bucket, channel: ChannelConnection, limits: Limits) -> None:
-    rate, burst = limits(channel)
-    wait_ms = bucket.take(_bucket_key(channel), rate_per_s=rate, burst=burst)
-    if wait_ms > 0:
-        raise ThrottledError(f"channel {channel.id} is at its send rate", delay_ms=wait_ms)
-
-
-def _deliver(
+def deliver(
     adapter: OutboundAdapter,
     job: SendJob,
     channel: ChannelConnection,
@@ -184,7 +127,10 @@ def _deliver(
     db: Engine,
     http: httpx.Client,
 ) -> SendResult:
-    """Call the provider; follow a moved recipient (Telegram migrate_to_chat_id) once."""
+    """Call the provider; follow a moved recipient (Telegram migrate_to_chat_id) once.
+
+    Raises what the adapter raises (its errors are classified at its edge).
+    """
     try:
         return adapter.send(enrich(job, recipient=recipient), channel=channel, http=http)
     except RecipientMovedError as moved:
@@ -200,37 +146,27 @@ def _deliver(
         return adapter.send(enrich(job, recipient=moved.new_recipient), channel=channel, http=http)
 
 
-def _ack(db: Engine, job: SendJob, result: SendResult) -> SendOutcome:
-    with system_tx(db) as conn:
-        status = mark_sent(
-            conn, message_id=job.message_id, provider_message_id=result.provider_message_id
-        )
-        outbox_id = insert_outbox(
-            conn,
-            tenant_id=job.tenant_id,
-            topic="message.status",
-            payload={"message_id": job.message_id, "ticket_id": job.ticket_id, "status": status},
-        )
-    return SendOutcome(
-        status=status,
-        message_id=job.message_id,
-        provider_message_id=result.provider_message_id,
-        outbox_ids=[outbox_id],
-    )
-
-
-def _fail(db: Engine, job: SendJob, exc: Exception) -> list[int]:
-    code = getattr(exc, "code", None)
-    with system_tx(db) as conn:
-        mark_send_failed(conn, message_id=job.message_id, code=code, reason=str(exc))
-        outbox_id = insert_outbox(
-            conn,
-            tenant_id=job.tenant_id,
-            topic="message.status",
-            payload={"message_id": job.message_id, "ticket_id": job.ticket_id, "status": "failed"},
-        )
-    log.info(
-        "send failed",
-        extra={"message_id": job.message_id, "code": code, "error": type(exc).__name__},
-    )
-    return [outbox_id]
+def attempt(
+    adapter: OutboundAdapter,
+    job: SendJob,
+    channel: ChannelConnection,
+    recipient: str,
+    *,
+    db: Engine,
+    http: httpx.Client,
+    deadline: float,
+) -> Verdict:
+    """deliver() as a verdict. Never raises: it runs on a shared thread pool, one of many
+    sends of a batch whose successes must be acknowledged whatever happens to the others.
+    Past `deadline` (time.monotonic()) the provider is not called at all."""
+    if time.monotonic() > deadline:
+        return Deferred()
+    try:
+        return Sent(deliver(adapter, job, channel, recipient, db=db, http=http))
+    except PermanentError as exc:
+        return Refused(exc)
+    except RetryableError as exc:
+        return Failing(exc)
+    except Exception as exc:  # a bug in one send is that send's failure, not the batch's
+        log.exception("unexpected send error", extra={"message_id": job.message_id})
+        return Failing(exc)

@@ -13,8 +13,9 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
-from api import auth, read
+from api import auth, read, tickets
 from api.errors import ApiError, api_error_handler, validation_error_handler
+from api.resources import contacts
 from engine import security
 from engine.db import apply_schema, create_async_db_engine, create_db_engine, system_tx
 from tests.api.helpers import SETTINGS, Seed, seed_database
@@ -71,7 +72,7 @@ async def db(seed: Seed) -> AsyncIterator[AsyncEngine]:
 def build_app(db: AsyncEngine) -> Starlette:
     """The routes under test wired the way api/app.py wires them."""
     app = Starlette(
-        routes=[*auth.routes, *read.routes],
+        routes=[*auth.routes, *read.routes, *tickets.router.routes(), *contacts.router.routes()],
         exception_handlers={
             ApiError: api_error_handler,
             ValidationError: validation_error_handler,

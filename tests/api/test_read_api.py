@@ -63,7 +63,14 @@ async def test_login_returns_a_bearer_token_and_the_user(
     assert response.status_code == 200
     assert response.headers["cache-control"] == "no-store"
     body = response.json()
-    assert set(body) == {"access_token", "token_type", "expires_in", "user"}
+    assert set(body) == {
+        "access_token",
+        "token_type",
+        "expires_in",
+        "refresh_token",
+        "refresh_expires_in",
+        "user",
+    }
     assert body["token_type"] == "bearer"
     assert body["expires_in"] == SETTINGS.JWT_ACCESS_TTL_S
     assert body["user"] == {

@@ -1,0 +1,63 @@
+"""Ticket-screen reads: ticket list and detail (scoped to the viewer), messages, contact card."""
+
+from engine.queries.tickets.contacts import get_contact
+from engine.queries.tickets.listing import (
+    AGENTS_SEE_UNQUEUED_DEFAULT,
+    AGENTS_SEE_UNQUEUED_KEY,
+    TicketFilters,
+    TicketViewer,
+    get_ticket,
+    get_ticket_viewer,
+    list_tickets,
+)
+from engine.queries.tickets.messages import get_message, get_message_ticket_id, list_messages
+from engine.queries.tickets.views import (
+    MAX_BIGINT,
+    TICKET_STATUSES,
+    ChannelRef,
+    ContactRef,
+    ContactView,
+    IdentityView,
+    LocationView,
+    MediaView,
+    MessagePage,
+    MessageStatus,
+    MessageView,
+    StatusView,
+    TicketCursor,
+    TicketPage,
+    TicketStatus,
+    TicketView,
+    UtcDatetime,
+)
+
+__all__ = [
+    "AGENTS_SEE_UNQUEUED_DEFAULT",
+    "AGENTS_SEE_UNQUEUED_KEY",
+    "MAX_BIGINT",
+    "TICKET_STATUSES",
+    "ChannelRef",
+    "ContactRef",
+    "ContactView",
+    "IdentityView",
+    "LocationView",
+    "MediaView",
+    "MessagePage",
+    "MessageStatus",
+    "MessageView",
+    "StatusView",
+    "TicketCursor",
+    "TicketFilters",
+    "TicketPage",
+    "TicketStatus",
+    "TicketView",
+    "TicketViewer",
+    "UtcDatetime",
+    "get_contact",
+    "get_message",
+    "get_message_ticket_id",
+    "get_ticket",
+    "get_ticket_viewer",
+    "list_messages",
+    "list_tickets",
+]
