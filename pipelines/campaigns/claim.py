@@ -44,12 +44,14 @@ def skip_reason(r: store.Recipient) -> str | None:
     return None
 
 
-def claim_and_record(conn: Connection, campaign: store.SendingCampaign, *, limit: int) -> Claimed:
+def claim_and_record(
+    conn: Connection, campaign: store.SendingCampaign, variants: list[Variant], *, limit: int
+) -> Claimed:
     """Claim up to `limit` pending recipients and record one pending `campaign` message each.
 
     All in the caller's transaction: if it does not commit, no row stays claimed and no
     message exists, so a crash between claim and record cannot leave a claimed row without
-    its message. The caller enqueues the sends after commit.
+    its message. The caller enqueues the sends after commit. `variants` is not empty.
     """
     out = Claimed()
     recipients = store.lock_recipients(
@@ -60,7 +62,6 @@ def claim_and_record(conn: Connection, campaign: store.SendingCampaign, *, limit
         limit=limit,
     )
     out.claimed = len(recipients)
-    variants = [Variant.model_validate(v) for v in campaign.variants]
     skips: list[tuple[int, str]] = []
     sends: list[tuple[int, int]] = []
     for r in recipients:

@@ -8,9 +8,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from pydantic import ValidationError
 from sqlalchemy import Connection, Engine, text
 
-from engine.campaigns import CampaignStatus, InvalidTransitionError, SendWindow, zone
+from engine.campaigns import CampaignStatus, InvalidTransitionError, SendWindow, Variant, zone
 from engine.db import set_tenant, system_tx
 from engine.events import ChannelConnection
 from engine.store import campaign_sending as store
@@ -141,14 +142,15 @@ def _claim(
         if used >= c.daily_quota:
             return _quota_reached(conn, c, next_local_day(now, tz))
         limit = min(limit, c.daily_quota - used)
+    variants = _variants(c)
+    if variants is None:
+        return _fail(conn, c, "the campaign has no valid message variant")
     out = TickOutcome(c.id, "sending")
-    claimed = 0
     for _ in range(CLAIM_ROUNDS):
         want = limit - len(out.message_ids)
         if want <= 0:
             break
-        batch = claim_and_record(conn, c, limit=want)
-        claimed += batch.claimed
+        batch = claim_and_record(conn, c, variants, limit=want)
         out.message_ids += batch.message_ids
         out.outbox_ids += batch.outbox_ids
         out.skipped += batch.skipped
@@ -160,6 +162,24 @@ def _claim(
     skipped = {"pending": -out.skipped, "skipped": out.skipped}
     out.outbox_ids += _counts(conn, c, skipped, require_running=True)
     return out
+
+
+def _variants(c: store.SendingCampaign) -> list[Variant] | None:
+    """The stored variants, or None when there is none or one is invalid (the API validates
+    them; only a row written around it could hold such)."""
+    try:
+        variants = [Variant.model_validate(v) for v in c.variants]
+    except ValidationError:
+        return None
+    return variants or None
+
+
+def _fail(conn: Connection, c: store.SendingCampaign, reason: str) -> TickOutcome:
+    moved = transition(
+        conn, c.id, CampaignStatus.FAILED, tenant_id=c.tenant_id, user_id=None, reason=reason
+    )
+    log.error("campaign failed", extra={"campaign_id": c.id, "reason": reason})
+    return TickOutcome(c.id, "failed", outbox_ids=[moved.outbox_id])
 
 
 def _counts(

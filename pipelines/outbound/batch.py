@@ -168,7 +168,10 @@ def _summarize(
         elif isinstance(verdict, Throttled):
             outcome.statuses[job.message_id] = "throttled"
             outcome.waits_ms[job.message_id] = verdict.delay_ms
-        elif isinstance(verdict, Refused | Failing):
+        elif isinstance(verdict, Refused):
+            outcome.statuses[job.message_id] = "failed"
+            outcome.errors[job.message_id] = verdict.error
+        elif isinstance(verdict, Failing):
             outcome.statuses[job.message_id] = "retrying"  # "failed" once settled as such
             outcome.errors[job.message_id] = verdict.error
         else:

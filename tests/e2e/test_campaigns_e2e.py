@@ -21,7 +21,7 @@ from actors.campaigns import campaign_tick, start_due
 from actors.maintenance import sweep
 from actors.scheduler import Scheduler
 from adapters.sandbox import Sandbox
-from engine.campaigns import CampaignStatus
+from engine.campaigns import CampaignStatus, Variant
 from engine.db import system_tx
 from engine.events import ChannelType
 from engine.ratelimit import limits_for
@@ -139,7 +139,8 @@ def test_each_contact_gets_exactly_one_message_through_double_fires_crashes_and_
     with pytest.raises(RuntimeError), system_tx(clean_db) as conn:
         sending = get_sending_campaign(conn, campaign_id)
         assert sending is not None
-        assert claim_and_record(conn, sending, limit=30).message_ids
+        variants = [Variant.model_validate(v) for v in sending.variants]
+        assert claim_and_record(conn, sending, variants, limit=30).message_ids
         raise RuntimeError("killed")
     # A worker killed after its tick committed, before it enqueued the sends.
     with system_tx(clean_db) as conn:

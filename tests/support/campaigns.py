@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, text
 
 from engine.campaigns import Audience, CampaignStatus, SendWindow, Variant
 from engine.db import system_tx, tenant_tx
+from engine.ratelimit import limits_for
 from engine.store.campaigns import CampaignSettings, insert_campaign, transition
+from engine.store.outbound import mark_sent
+from pipelines.campaigns.progress import follow_message_statuses
+from pipelines.campaigns.start import start_due_campaigns
+from pipelines.campaigns.tick import TickOutcome, tick_campaign
+from tests.support.harness import Seeded
 
 BODY = "Olá {{first_name|cliente}}! Seu cupom vale até domingo. Protocolo {{protocol}}."
 
@@ -157,3 +163,55 @@ def backdate(db: Engine, campaign_id: int, *, seconds: int) -> None:
             ),
             {"s": seconds, "id": campaign_id},
         )
+
+
+# --- driving the stages by hand (pipeline tests) ----------------------------------------
+
+PAST = datetime.now(UTC) - timedelta(hours=3)
+
+
+def started(db: Engine, seeded: Seeded, contacts: int, **settings: Any) -> tuple[int, list[int]]:
+    """A campaign over `contacts` new contacts, started by the scheduler's job."""
+    ids = seed_audience(
+        db, tenant_id=seeded.tenant_id, channel_id=seeded.channel_id, count=contacts
+    )
+    campaign_id = create_campaign(
+        db,
+        tenant_id=seeded.tenant_id,
+        channel_id=seeded.channel_id,
+        contact_ids=ids,
+        start_at=PAST,
+        **settings,
+    )
+    assert start_due_campaigns(db).started == [campaign_id]
+    return campaign_id, ids
+
+
+def tick(db: Engine, campaign_id: int, now: datetime | None = None) -> TickOutcome:
+    return tick_campaign(campaign_id, db=db, limits=limits_for, now=now)
+
+
+def db_now(db: Engine) -> datetime:
+    with system_tx(db) as conn:
+        value: datetime = conn.execute(text("SELECT now()")).scalar_one()
+    return value
+
+
+def sql(db: Engine, statement: str, **params: object) -> None:
+    with system_tx(db) as conn:
+        conn.execute(text(statement), params)
+
+
+def sent_all(db: Engine, campaign_id: int) -> None:
+    """What the send worker's ack does for every claimed message."""
+    with system_tx(db) as conn:
+        rows = conn.execute(
+            text(
+                "SELECT tenant_id, message_id FROM campaign_contacts "
+                "WHERE campaign_id = :c AND status = 'claimed'"
+            ),
+            {"c": campaign_id},
+        ).all()
+        for tenant_id, message_id in rows:
+            mark_sent(conn, message_id=message_id, provider_message_id=f"wamid.{message_id}")
+            follow_message_statuses(conn, tenant_id=tenant_id, message_ids=[message_id])
