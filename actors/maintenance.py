@@ -11,11 +11,13 @@ from actors.deps import WorkerDeps
 from actors.inbound import process_inbox
 from actors.media import download_media
 from actors.outbound import enqueue_sends
+from actors.webhooks import deliver_webhook
 from engine.db import system_tx
 from engine.store.inbox import get_stale_inbox_ids
 from engine.store.media import get_stale_media_downloads
 from engine.store.outbound import get_unsent_ids
 from engine.store.outbox import get_stale_outbox_ids
+from engine.store.webhooks import get_unattempted_deliveries
 from pipelines.media import SWEEP_WITHIN_S
 
 log = logging.getLogger(__name__)
@@ -30,6 +32,7 @@ class SweepResult:
     sends_requeued: int = 0
     media_requeued: int = 0
     campaign_rows_reconciled: int = 0
+    webhooks_requeued: int = 0
 
 
 def sweep(d: WorkerDeps) -> SweepResult:
@@ -71,14 +74,28 @@ def sweep(d: WorkerDeps) -> SweepResult:
         )
     for message_id, index in downloads:
         download_media.send(message_id, index)
+    with system_tx(d.db) as conn:
+        webhook_ids = get_unattempted_deliveries(
+            conn, older_than_s=d.settings.INBOX_SWEEP_AFTER_S, limit=SWEEP_LIMIT
+        )
+    for delivery_id in webhook_ids:
+        deliver_webhook.send(delivery_id)
     result = SweepResult(
+        webhooks_requeued=len(webhook_ids),
         inbox_requeued=len(inbox_ids),
         outbox_requeued=len(outbox_ids),
         sends_requeued=len(unsent_ids),
         media_requeued=len(downloads),
         campaign_rows_reconciled=len(resent) + campaigns.followed + campaigns.orphans,
     )
-    if inbox_ids or outbox_ids or unsent_ids or downloads or result.campaign_rows_reconciled:
+    if (
+        inbox_ids
+        or outbox_ids
+        or unsent_ids
+        or downloads
+        or webhook_ids
+        or result.campaign_rows_reconciled
+    ):
         log.warning(
             "sweep re-offered stale work",
             extra={

@@ -307,3 +307,27 @@ def list_deliveries(
         },
     ).mappings()
     return [Delivery.model_validate(dict(r)) for r in rows]
+
+
+def get_unattempted_deliveries(conn: Connection, *, older_than_s: int, limit: int) -> list[int]:
+    """Deliveries never attempted past the deadline (their broker message was lost).
+
+    Marks them offered now, so the next sweep waits another deadline. Deliveries with an
+    attempt behind them follow the broker's retry schedule instead. System scope.
+    """
+    rows = conn.execute(
+        text(
+            """
+            UPDATE webhook_deliveries SET last_attempt_at = now()
+            WHERE id IN (
+                SELECT id FROM webhook_deliveries
+                WHERE attempts = 0 AND delivered_at IS NULL
+                  AND coalesce(last_attempt_at, created_at) < now() - make_interval(secs => :age)
+                ORDER BY id LIMIT :limit
+                FOR UPDATE SKIP LOCKED)
+            RETURNING id
+            """
+        ),
+        {"age": older_than_s, "limit": limit},
+    ).all()
+    return sorted(int(r[0]) for r in rows)

@@ -308,3 +308,45 @@ def test_only_matching_enabled_subscriptions_of_the_tenant_get_a_delivery_once(
 
         assert [r.path for r in receiver.requests] == ["/a"]
         assert count(clean_db, "SELECT count(*) FROM webhook_deliveries") == 1
+
+
+def test_a_delivery_whose_broker_message_was_lost_is_swept_and_delivered(
+    clean_db: Engine,
+    database_url: str,
+    redis_url: str,
+    queue_prefix: str,
+    tenants: tuple[Seeded, Seeded],
+) -> None:
+    from actors import deps as worker_deps
+    from actors.maintenance import sweep
+    from engine.store.outbox import mark_outbox_published
+    from engine.store.webhooks import insert_deliveries
+
+    a, _ = tenants
+    with (
+        Receiver(lambda n: (204, 0.0)) as receiver,
+        running_engine(
+            database_url=database_url,
+            redis_url=redis_url,
+            queue_prefix=queue_prefix,
+            INBOX_SWEEP_AFTER_S="5",
+        ),
+    ):
+        sub_id = subscribe(clean_db, a, receiver.url(), ["ticket.created"])
+        with system_tx(clean_db) as conn:
+            # Planned and committed, but the deliver_webhook message never reached the broker.
+            outbox_id = insert_outbox(
+                conn, tenant_id=a.tenant_id, topic="ticket.created", payload={"ticket_id": 1}
+            )
+            mark_outbox_published(conn, [outbox_id])
+            insert_deliveries(conn, [outbox_id])
+        deps = worker_deps.current()
+        assert sweep(deps).webhooks_requeued == 0  # not past its deadline yet
+        with system_tx(clean_db) as conn:
+            conn.execute(
+                text("UPDATE webhook_deliveries SET created_at = now() - interval '1 hour'")
+            )
+        assert sweep(deps).webhooks_requeued == 1
+        wait_until(lambda: delivered(clean_db, sub_id), 10, "swept delivery")
+        assert sweep(deps).webhooks_requeued == 0
+    assert len(receiver.requests) == 1
