@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from concurrent.futures import Executor
 from dataclasses import dataclass
 
 import httpx
@@ -14,6 +13,7 @@ from adapters.base import ChannelAdapter
 from config import Settings
 from engine.db import system_tx
 from engine.events import ChannelType
+from engine.http_pool import HttpPool
 from engine.media import DEFAULT_ALLOWED_TYPES, MediaStorage
 from engine.ratelimit import TokenBucket
 from engine.store.dead_letters import NewDeadLetter, infer_tenant, insert_dead_letter
@@ -29,7 +29,7 @@ class WorkerDeps:
     bucket: TokenBucket
     storage: MediaStorage
     # Provider calls of batched sends (None: one after another on the actor's thread).
-    send_pool: Executor | None = None
+    send_pool: HttpPool | None = None
 
     def record_dead_letter(self, dl: NewDeadLetter) -> None:
         with system_tx(self.db) as conn:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import httpx
 import redis
 
@@ -19,6 +17,7 @@ from actors.deps import WorkerDeps, default_adapters, install
 from actors.middleware import RetryPolicy
 from config import Settings
 from engine.db import create_db_engine
+from engine.http_pool import HttpPool
 from engine.media import MediaStorage
 from engine.media_storage import storage_from_settings
 from engine.ratelimit import TokenBucket
@@ -64,7 +63,7 @@ def build_worker_deps(settings: Settings, runtime: Runtime) -> WorkerDeps:
         http=provider_http_client(),
         bucket=TokenBucket(client, f"{settings.QUEUE_PREFIX}:ratelimit"),
         storage=storage,
-        send_pool=ThreadPoolExecutor(settings.SEND_CONCURRENCY, thread_name_prefix="send"),
+        send_pool=HttpPool(settings.SEND_CONCURRENCY, provider_http_client),
     )
     broker = build_broker(
         redis_url=runtime.redis_url,

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -16,6 +16,7 @@ from adapters.base import OutboundAdapter
 from engine.db import system_tx
 from engine.errors import PermanentError
 from engine.events import ChannelType
+from engine.http_pool import HttpPool
 from engine.store.send_batch import ClaimedSend, claim_sends, release_sends
 from pipelines.outbound.pace import (
     Bucket,
@@ -55,7 +56,7 @@ def run_batch(
     db: Engine,
     adapters: Mapping[ChannelType, OutboundAdapter],
     http: httpx.Client,
-    pool: Executor | None,
+    pool: HttpPool | None,
     bucket: Bucket,
     limits: Limits,
     policy: SendPolicy,
@@ -137,25 +138,42 @@ def _penalize(bucket: Bucket, jobs: Sequence[ClaimedSend], verdicts: Mapping[int
 
 
 def _deliver_all(
-    go: Sequence[Ready], *, db: Engine, http: httpx.Client, pool: Executor | None
+    go: Sequence[Ready], *, db: Engine, http: httpx.Client, pool: HttpPool | None
 ) -> dict[int, Verdict]:
+    """Every provider call of the batch: concurrently on `pool`'s threads (each with its own
+    client), or one after another on `http` when there is no pool or a single send."""
     deadline = time.monotonic() + SEND_BUDGET_S
 
-    def one(item: Ready) -> Verdict:
+    def one(item: Ready, client: httpx.Client) -> Verdict:
         return attempt(
             item.adapter,
             item.job,
             item.job.channel,
             item.recipient,
             db=db,
-            http=http,
+            http=client,
             deadline=deadline,
         )
 
     if pool is None or len(go) <= 1:
-        return {item.job.message_id: one(item) for item in go}
-    futures = [(item.job.message_id, pool.submit(one, item)) for item in go]
-    return {message_id: future.result() for message_id, future in futures}
+        return {item.job.message_id: one(item, http) for item in go}
+    # One task per pool thread, each taking the next send until none is left: a slow send
+    # holds up only its own thread, and a hundred sends cost a handful of task hand-offs.
+    pending = iter(go)
+    lock = threading.Lock()
+    verdicts: dict[int, Verdict] = {}
+
+    def drain(client: httpx.Client) -> None:
+        while True:
+            with lock:
+                item = next(pending, None)
+            if item is None:
+                return
+            verdicts[item.job.message_id] = one(item, client)
+
+    for task in [pool.submit(drain) for _ in range(min(pool.threads, len(go)))]:
+        task.result()
+    return verdicts
 
 
 def _summarize(

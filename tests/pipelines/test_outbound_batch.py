@@ -8,7 +8,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -19,6 +18,7 @@ from sqlalchemy import Engine, text
 from engine.db import system_tx, tenant_tx
 from engine.errors import ProviderRejectedError, ProviderUnavailableError
 from engine.events import ChannelConnection, ChannelType, OutboundMessage, SendResult
+from engine.http_pool import HttpPool
 from engine.ratelimit import TokenBucket
 from pipelines.outbound import BatchOutcome, Resend, SendPolicy, SendRequest, record_send, run_batch
 from tests.support.campaigns import seed_audience
@@ -72,9 +72,10 @@ def bucket(redis_url: str, queue_prefix: str) -> Iterator[TokenBucket]:
 
 
 @pytest.fixture
-def pool() -> Iterator[ThreadPoolExecutor]:
-    with ThreadPoolExecutor(8) as executor:
-        yield executor
+def pool() -> Iterator[HttpPool]:
+    sends = HttpPool(8, httpx.Client)
+    yield sends
+    sends.shutdown()
 
 
 def pending(db: Engine, seeded: Seeded, bodies: list[str], *, first: int = 0) -> list[int]:
@@ -106,7 +107,7 @@ def send(
     ids: list[int],
     provider: ScriptedProvider,
     bucket: TokenBucket,
-    pool: ThreadPoolExecutor | None,
+    pool: HttpPool | None,
     *,
     limits: tuple[float, int] = UNPACED,
     reserved_channel_id: int | None = None,
@@ -150,7 +151,7 @@ def dead_letters(db: Engine) -> list[dict[str, Any]]:
 
 
 def test_a_mixed_batch_sends_fails_and_retries_each_message_on_its_own(
-    clean_db: Engine, acme: Seeded, bucket: TokenBucket, pool: ThreadPoolExecutor
+    clean_db: Engine, acme: Seeded, bucket: TokenBucket, pool: HttpPool
 ) -> None:
     ok, rejected, flaky, opted_out = pending(clean_db, acme, ["ok", "reject", "flaky", "ok"])
     with system_tx(clean_db) as conn:
@@ -228,7 +229,7 @@ def test_the_last_retryable_attempt_fails_the_message_with_a_dead_letter(
 
 
 def test_the_same_batch_delivered_twice_at_once_sends_each_message_once(
-    clean_db: Engine, acme: Seeded, bucket: TokenBucket, pool: ThreadPoolExecutor
+    clean_db: Engine, acme: Seeded, bucket: TokenBucket, pool: HttpPool
 ) -> None:
     ids = pending(clean_db, acme, ["ok"] * 20)
     provider = ScriptedProvider(latency_s=0.05)
@@ -255,7 +256,7 @@ def test_the_same_batch_delivered_twice_at_once_sends_each_message_once(
 
 
 def test_throttled_sends_are_not_counted_and_come_back_one_slot_apart(
-    clean_db: Engine, acme: Seeded, bucket: TokenBucket, pool: ThreadPoolExecutor
+    clean_db: Engine, acme: Seeded, bucket: TokenBucket, pool: HttpPool
 ) -> None:
     rate, burst = 20.0, 2  # a slot every 50 ms once the burst is spent
     first_ids = pending(clean_db, acme, ["ok"] * 6)

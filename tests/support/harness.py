@@ -196,4 +196,6 @@ def running_engine(
         thread.join(10)
         worker.stop()
         broker.close()
+        if deps.send_pool is not None:
+            deps.send_pool.shutdown()
         deps.db.dispose()
