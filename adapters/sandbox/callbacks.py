@@ -24,6 +24,8 @@ from adapters.sandbox.state import (
 
 log = logging.getLogger(__name__)
 
+_CALLBACK_ATTEMPTS = 3
+_CALLBACK_RETRY_S = 0.1
 _CALLBACK_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 _WHATSAPP_ERRORS = {
     131026: "Message undeliverable",
@@ -192,15 +194,27 @@ class CallbackDispatcher:
         body, headers = build_request(target, sent, status)
         http_status: int | None = None
         error: str | None = None
-        try:
-            response = await self._client.post(target.url, content=body, headers=headers)
-            http_status = response.status_code
-        except httpx.HTTPError as exc:
-            error = type(exc).__name__
+        # Like the real providers, a failed status webhook is tried again (a few times, soon).
+        for attempt in range(_CALLBACK_ATTEMPTS):
+            try:
+                response = await self._client.post(target.url, content=body, headers=headers)
+                http_status, error = response.status_code, None
+            except httpx.HTTPError as exc:
+                http_status, error = None, type(exc).__name__
+            if error is None and http_status is not None and http_status < 500:
+                break
             log.warning(
                 "sandbox callback failed",
-                extra={"provider": target.provider, "status": status, "error": error},
+                extra={
+                    "provider": target.provider,
+                    "status": status,
+                    "error": error,
+                    "http_status": http_status,
+                    "attempt": attempt + 1,
+                },
             )
+            if attempt + 1 < _CALLBACK_ATTEMPTS:
+                await asyncio.sleep(_CALLBACK_RETRY_S * (attempt + 1))
         self._state.record_delivery(
             CallbackDelivery(
                 provider=target.provider,
