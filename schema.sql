@@ -674,3 +674,24 @@ BEGIN
     END IF;
 END $$;
 INSERT INTO schema_migrations (version) VALUES (4) ON CONFLICT (version) DO NOTHING;
+
+-- Version 5: routing: business hours, distribution, ticket lifecycle, SLA -------------
+INSERT INTO schema_migrations (version) VALUES (5) ON CONFLICT (version) DO NOTHING;
+
+-- Version 6: automation: chat flows, auto-replies, auto-tags, templates ---------------
+INSERT INTO schema_migrations (version) VALUES (6) ON CONFLICT (version) DO NOTHING;
+
+-- Version 7: operations: ops console, metrics, correlation ids ------------------------
+INSERT INTO schema_migrations (version) VALUES (7) ON CONFLICT (version) DO NOTHING;
+
+-- Version 8: statistics ---------------------------------------------------------------
+INSERT INTO schema_migrations (version) VALUES (8) ON CONFLICT (version) DO NOTHING;
+
+-- Version 9: data protection and backpressure -----------------------------------------
+INSERT INTO schema_migrations (version) VALUES (9) ON CONFLICT (version) DO NOTHING;
+
+-- Version 10: campaign imports and WhatsApp templates ---------------------------------
+INSERT INTO schema_migrations (version) VALUES (10) ON CONFLICT (version) DO NOTHING;
+
+-- Version 11: message edits and deletions ---------------------------------------------
+INSERT INTO schema_migrations (version) VALUES (11) ON CONFLICT (version) DO NOTHING;
