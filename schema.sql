@@ -694,4 +694,41 @@ INSERT INTO schema_migrations (version) VALUES (9) ON CONFLICT (version) DO NOTH
 INSERT INTO schema_migrations (version) VALUES (10) ON CONFLICT (version) DO NOTHING;
 
 -- Version 11: message edits and deletions ---------------------------------------------
+-- An edit or deletion of a message the provider already has: asked for by an agent, carried
+-- out by a worker, its outcome kept. One unfinished change per message at a time.
+CREATE TABLE IF NOT EXISTS message_changes (
+    id              bigserial PRIMARY KEY,
+    tenant_id       bigint NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+    message_id      bigint NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+    kind            text NOT NULL CHECK (kind IN ('edit', 'delete')),
+    body            text,
+    status          text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'done', 'failed')),
+    error_code      text,
+    error_message   text,
+    attempts        integer NOT NULL DEFAULT 0,
+    -- Set while a worker asks the provider; a lease, so a crashed worker's claim expires.
+    claimed_at      timestamptz,
+    requested_by    bigint REFERENCES users(id) ON DELETE SET NULL,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    finished_at     timestamptz,
+    CHECK ((kind = 'edit') = (body IS NOT NULL))
+);
+CREATE UNIQUE INDEX IF NOT EXISTS message_changes_one_pending ON message_changes (message_id)
+    WHERE status = 'pending';
+CREATE INDEX IF NOT EXISTS message_changes_message_idx ON message_changes (message_id, id);
+DO $$
+BEGIN
+    ALTER TABLE message_changes ENABLE ROW LEVEL SECURITY;
+    ALTER TABLE message_changes FORCE ROW LEVEL SECURITY;
+    DROP POLICY IF EXISTS tenant_isolation ON message_changes;
+    CREATE POLICY tenant_isolation ON message_changes
+        USING (tenant_id = flowdesk_tenant() OR flowdesk_system())
+        WITH CHECK (tenant_id = flowdesk_tenant() OR flowdesk_system());
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'flowdesk_app') THEN
+        EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA %I TO flowdesk_app',
+                       current_schema());
+        EXECUTE format('GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA %I TO flowdesk_app',
+                       current_schema());
+    END IF;
+END $$;
 INSERT INTO schema_migrations (version) VALUES (11) ON CONFLICT (version) DO NOTHING;

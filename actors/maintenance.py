@@ -10,11 +10,12 @@ from actors.deliver import publish_outbox
 from actors.deps import WorkerDeps
 from actors.inbound import process_inbox
 from actors.media import download_media
-from actors.outbound import enqueue_sends
+from actors.outbound import change_message, enqueue_sends
 from actors.webhooks import deliver_webhook
 from engine.db import system_tx
 from engine.store.inbox import get_stale_inbox_ids
 from engine.store.media import get_stale_media_downloads
+from engine.store.message_changes import stale_changes
 from engine.store.outbound import get_unsent_ids
 from engine.store.outbox import get_stale_outbox_ids
 from engine.store.webhooks import get_unattempted_deliveries
@@ -33,6 +34,7 @@ class SweepResult:
     media_requeued: int = 0
     campaign_rows_reconciled: int = 0
     webhooks_requeued: int = 0
+    changes_requeued: int = 0
 
 
 def sweep(d: WorkerDeps) -> SweepResult:
@@ -80,7 +82,14 @@ def sweep(d: WorkerDeps) -> SweepResult:
         )
     for delivery_id in webhook_ids:
         deliver_webhook.send(delivery_id)
+    with system_tx(d.db) as conn:
+        changes = stale_changes(
+            conn, older_than_s=d.settings.INBOX_SWEEP_AFTER_S, limit=SWEEP_LIMIT
+        )
+    for tenant_id, change_id in changes:
+        change_message.send(tenant_id, change_id)
     result = SweepResult(
+        changes_requeued=len(changes),
         webhooks_requeued=len(webhook_ids),
         inbox_requeued=len(inbox_ids),
         outbox_requeued=len(outbox_ids),
@@ -94,6 +103,7 @@ def sweep(d: WorkerDeps) -> SweepResult:
         or unsent_ids
         or downloads
         or webhook_ids
+        or changes
         or result.campaign_rows_reconciled
     ):
         log.warning(
@@ -104,6 +114,7 @@ def sweep(d: WorkerDeps) -> SweepResult:
                 "sends": result.sends_requeued,
                 "media": result.media_requeued,
                 "campaign_rows": result.campaign_rows_reconciled,
+                "message_changes": result.changes_requeued,
             },
         )
     return result

@@ -14,11 +14,12 @@ from actors import deps
 from actors.broker import actor
 from actors.deliver import publish_events
 from actors.deps import WorkerDeps
-from actors.middleware import RetryPolicy
+from actors.middleware import RetryPolicy, is_last_attempt
 from config import Settings
 from engine.errors import EngineError
 from engine.ratelimit import limits_for
 from pipelines.outbound import OUTBOUND_QUEUE, SEND_BATCH, BatchOutcome, SendPolicy, run_batch
+from pipelines.outbound.changes import run_change
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,22 @@ def send_messages(message_ids: list[int], reserved_channel_id: int | None = None
 def send_message(message_id: int) -> None:
     """Send one pending message (API replies, scheduled sends, dead-letter requeues)."""
     send_batch([message_id])
+
+
+@actor(queue_name=OUTBOUND_QUEUE)
+def change_message(tenant_id: int, change_id: int) -> None:
+    """Edit or delete a sent message at the provider, as an agent asked. Safe to run any
+    number of times: a settled change is left alone."""
+    d = deps.current()
+    outbox_ids = run_change(
+        tenant_id,
+        change_id,
+        db=d.db,
+        adapters=d.adapters,
+        http=d.http,
+        last_attempt=is_last_attempt(d.settings.MAX_RETRIES),
+    )
+    _publish(d, outbox_ids)
 
 
 def enqueue_sends(

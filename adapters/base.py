@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import httpx
 
@@ -77,6 +77,29 @@ class OutboundAdapter(Protocol):
     ) -> MediaContent:
         """Download an inbound media item's bytes. Same error translation as send."""
         ...
+
+
+@runtime_checkable
+class MessageEditor(Protocol):
+    """A provider that lets a sent message be changed afterwards (Telegram does; most don't).
+
+    Same error translation as send. `body` is the new text, or the new caption of a media
+    message (`message_type` says which).
+    """
+
+    def edit_message(
+        self,
+        provider_message_id: str,
+        *,
+        body: str,
+        message_type: str,
+        channel: ChannelConnection,
+        http: httpx.Client,
+    ) -> None: ...
+
+    def delete_message(
+        self, provider_message_id: str, *, channel: ChannelConnection, http: httpx.Client
+    ) -> None: ...
 
 
 class ChannelAdapter(InboundAdapter, OutboundAdapter, Protocol):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from adapters.base import ChannelAdapter
+from adapters.base import ChannelAdapter, MessageEditor
 from engine.events import ChannelConfig, ChannelSecrets, ChannelType
 
 
@@ -30,6 +30,11 @@ def all_adapters() -> dict[ChannelType, ChannelAdapter]:
         ChannelType.SMS: SMS,
         ChannelType.EMAIL: EMAIL,
     }
+
+
+def can_change_sent(channel_type: ChannelType) -> bool:
+    """Whether the channel's provider lets a message it already has be edited or deleted."""
+    return isinstance(all_adapters()[channel_type], MessageEditor)
 
 
 def setup_models() -> dict[ChannelType, type[ChannelSetup]]:

@@ -133,6 +133,7 @@ class SandboxState:
         self._callbacks: dict[tuple[str, str], CallbackTarget] = {}
         self._deliveries: list[CallbackDelivery] = []
         self._chat_counters: defaultdict[tuple[str, str], int] = defaultdict(int)
+        self._telegram_deleted: set[tuple[str, str, int]] = set()
         self._instagram_accounts: set[str] = set()
 
     # -- recorded requests -------------------------------------------------------------
@@ -244,6 +245,16 @@ class SandboxState:
             self._chat_counters[(bot_id, chat_id)] += 1
             return self._chat_counters[(bot_id, chat_id)]
 
+    def telegram_message_exists(self, bot_id: str, chat_id: str, message_id: int) -> bool:
+        """Whether the bot sent `message_id` in the chat and has not deleted it."""
+        with self._lock:
+            sent = 1 <= message_id <= self._chat_counters.get((bot_id, chat_id), 0)
+            return sent and (bot_id, chat_id, message_id) not in self._telegram_deleted
+
+    def delete_telegram_message(self, bot_id: str, chat_id: str, message_id: int) -> None:
+        with self._lock:
+            self._telegram_deleted.add((bot_id, chat_id, message_id))
+
     def reset(self) -> None:
         """Forget everything: requests, mail, faults, callbacks, counters."""
         with self._lock:
@@ -253,4 +264,5 @@ class SandboxState:
             self._callbacks.clear()
             self._deliveries.clear()
             self._chat_counters.clear()
+            self._telegram_deleted.clear()
             self._instagram_accounts.clear()

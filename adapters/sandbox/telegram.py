@@ -34,6 +34,12 @@ _SEND_METHODS: dict[str, str | None] = {
     "sendDocument": "document",
     "sendSticker": "sticker",
 }
+# Methods that change a message the bot sent → the field carrying the new content.
+_CHANGE_METHODS: dict[str, str | None] = {
+    "editMessageText": "text",
+    "editMessageCaption": "caption",
+    "deleteMessage": None,
+}
 _PERMANENT = {
     400: "Bad Request: chat not found",
     401: "Unauthorized",
@@ -139,6 +145,26 @@ def telegram_routes(state: SandboxState) -> list[BaseRoute]:
                 message["caption"] = params["caption"]
         return _ok(message), f"{message['chat']['id']}:{message['message_id']}"
 
+    def _change(bot_id: str, method: str, params: dict[str, Any]) -> JSONResponse:
+        """Edit or delete a message this bot sent, with Telegram's answers for a wrong id."""
+        chat_id = _chat_id(params.get("chat_id"))
+        message_id = params.get("message_id")
+        if chat_id is None:
+            return bot_error(400, "Bad Request: chat_id is empty")
+        if not isinstance(message_id, int) or isinstance(message_id, bool):
+            return bot_error(400, "Bad Request: message_id is empty")
+        if not state.telegram_message_exists(bot_id, str(chat_id), message_id):
+            verb = "delete" if method == "deleteMessage" else "edit"
+            return bot_error(400, f"Bad Request: message to {verb} not found")
+        field = _CHANGE_METHODS[method]
+        if field is None:
+            state.delete_telegram_message(bot_id, str(chat_id), message_id)
+            return _ok(True)
+        if not params.get(field):
+            return bot_error(400, f"Bad Request: {field} is empty")
+        edited = {"message_id": message_id, "chat": _chat(chat_id), field: params[field]}
+        return _ok({**edited, "date": int(time.time()), "edit_date": int(time.time())})
+
     def _get_file(params: dict[str, Any]) -> JSONResponse:
         file_id = params.get("file_id")
         if not isinstance(file_id, str) or not file_id:
@@ -170,12 +196,14 @@ def telegram_routes(state: SandboxState) -> list[BaseRoute]:
         params = _params(json, form, dict(request.query_params))
         fault: Fault | None = None
         message_id: str | None = None
-        if method not in _SEND_METHODS and method != "getFile":
+        if method not in _SEND_METHODS and method not in _CHANGE_METHODS and method != "getFile":
             response = _other(bot_id, method)
         elif (fault := await next_fault(state, "telegram")) is not None:
             response = fault_response(fault)
         elif method == "getFile":
             response = _get_file(params)
+        elif method in _CHANGE_METHODS:
+            response = _change(bot_id, method, params)
         else:
             response, message_id = _send(bot_id, method, params)
         record(

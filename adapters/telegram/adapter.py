@@ -60,5 +60,23 @@ class TelegramAdapter:
     ) -> MediaContent:
         return outbound.fetch_media(media, channel=channel, http=http)
 
+    def edit_message(
+        self,
+        provider_message_id: str,
+        *,
+        body: str,
+        message_type: str,
+        channel: ChannelConnection,
+        http: httpx.Client,
+    ) -> None:
+        outbound.edit_message(
+            provider_message_id, body=body, message_type=message_type, channel=channel, http=http
+        )
+
+    def delete_message(
+        self, provider_message_id: str, *, channel: ChannelConnection, http: httpx.Client
+    ) -> None:
+        outbound.delete_message(provider_message_id, channel=channel, http=http)
+
 
 ADAPTER = TelegramAdapter()

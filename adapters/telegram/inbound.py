@@ -43,6 +43,14 @@ def message_key(chat_id: int, message_id: int) -> str:
     return f"{chat_id}:{message_id}"
 
 
+def chat_and_message_of(key: str) -> tuple[int, int] | None:
+    """(chat id, message_id) of a `message_key`, None for any other id."""
+    chat, sep, message = key.partition(":")
+    if not sep or message_id_of(key) is None:
+        return None
+    return int(chat), int(message)
+
+
 def message_id_of(key: str) -> int | None:
     """The Telegram message_id inside a `message_key`, None for any other id (e.g. `cb:`)."""
     match = _MESSAGE_KEY.fullmatch(key)

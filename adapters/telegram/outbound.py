@@ -9,7 +9,7 @@ from typing import Any, NoReturn
 import httpx
 from pydantic import ValidationError
 
-from adapters.telegram.inbound import message_id_of, message_key
+from adapters.telegram.inbound import chat_and_message_of, message_id_of, message_key
 from adapters.telegram.payloads import ApiResponse, File, ResponseParameters, SentMessage
 from engine.errors import (
     InvalidPayloadError,
@@ -169,3 +169,45 @@ def fetch_media(media: Media, *, channel: ChannelConnection, http: httpx.Client)
         mime_type=media.mime_type or mimetypes.guess_type(path)[0],
         filename=media.filename or path.rpartition("/")[2],
     )
+
+
+def _target(provider_message_id: str) -> dict[str, int]:
+    ids = chat_and_message_of(provider_message_id)
+    if ids is None:
+        raise ProviderRejectedError(
+            "not a Telegram chat message id; nothing to change", code="not_a_message"
+        )
+    return {"chat_id": ids[0], "message_id": ids[1]}
+
+
+def edit_message(
+    provider_message_id: str,
+    *,
+    body: str,
+    message_type: str,
+    channel: ChannelConnection,
+    http: httpx.Client,
+) -> None:
+    """editMessageText for a text message, editMessageCaption for media."""
+    if message_type == MessageType.TEXT:
+        method, field = "editMessageText", "text"
+    elif message_type in _MEDIA_METHODS and message_type != MessageType.STICKER:
+        method, field = "editMessageCaption", "caption"
+    else:
+        raise ProviderRejectedError(
+            f"telegram cannot edit a {message_type} message", code="unsupported_type"
+        )
+    try:
+        _call(http, channel, method, {**_target(provider_message_id), field: body})
+    except ProviderRejectedError as exc:
+        # Telegram refuses an edit to the text the message already has; for us that edit is
+        # done (typically our own earlier attempt succeeded and its answer was lost).
+        if "message is not modified" not in str(exc):
+            raise
+
+
+def delete_message(
+    provider_message_id: str, *, channel: ChannelConnection, http: httpx.Client
+) -> None:
+    """deleteMessage; Telegram refuses it for messages older than 48 hours (400)."""
+    _call(http, channel, "deleteMessage", _target(provider_message_id))

@@ -1,14 +1,18 @@
-"""A ticket's messages: read them, send or schedule one, cancel or edit one not yet sent."""
+"""A ticket's messages: read them, send or schedule one, edit, cancel or delete one."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 from sqlalchemy import Connection
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from actors.outbound import change_message
+from adapters.registry import can_change_sent
 from api.framework import MAX_BIGINT, ApiRouter, Call, NoBody, NoQuery, conflict, not_found
 from api.rbac import Permission
 from api.resources.common import Clean, clean_text
@@ -21,6 +25,7 @@ from engine.queries.tickets import (
     get_message_ticket_id,
     list_messages,
 )
+from engine.store.message_changes import ChangeKind, request_change
 from engine.store.scheduled_messages import (
     MessageChange,
     MessageStateError,
@@ -170,20 +175,29 @@ async def _change(
     "/api/v1/messages/{id}",
     Permission.MESSAGES_SEND,
     response=MessageView,
-    summary="Cancel a message not yet sent",
+    summary="Cancel a message not yet sent, or delete a sent one",
 )
 async def cancel_message(call: Call[NoBody, NoQuery]) -> MessageView:
-    """Cancel a scheduled message, or a pending one no worker has picked up yet.
+    """Cancel a scheduled or pending message, or delete a sent one at the provider.
 
-    The message stays in the ticket as `failed` with error_code `cancelled`. 409 once a
-    worker is sending it or it has gone out.
+    A message no worker has picked up yet stays in the ticket as `failed` with error_code
+    `cancelled`. A sent message is deleted at the provider where the channel allows it
+    (Telegram, within its 48-hour limit): the answer shows `last_change` pending, and
+    `deleted_at` is set once the provider agrees (a `message.updated` event follows either
+    way). 409 while a worker is sending it, for a received message, or on a channel whose
+    provider cannot delete.
     """
-    return await _change(
-        call,
-        lambda conn: mark_message_cancelled(
-            conn, tenant_id=call.tenant_id, message_id=call.id(), user_id=call.principal.user_id
-        ),
-    )
+    if await _is_pending(call):
+        return await _change(
+            call,
+            lambda conn: mark_message_cancelled(
+                conn,
+                tenant_id=call.tenant_id,
+                message_id=call.id(),
+                user_id=call.principal.user_id,
+            ),
+        )
+    return await _provider_change(call, "delete", None)
 
 
 @router.patch(
@@ -191,22 +205,73 @@ async def cancel_message(call: Call[NoBody, NoQuery]) -> MessageView:
     Permission.MESSAGES_SEND,
     body=MessageEditIn,
     response=MessageView,
-    summary="Edit a scheduled message",
+    summary="Edit a scheduled or sent message",
 )
 async def edit_message(call: Call[MessageEditIn, NoQuery]) -> MessageView:
-    """Replace the body (the caption, for media) of a scheduled message not yet sent.
+    """Replace the body (the caption, for media) of a message.
 
-    409 for any other message: editing a message the provider already has is not supported
-    by the channel adapters yet.
+    A scheduled message not yet sent changes at once. A sent message is edited at the
+    provider where the channel allows it (Telegram): the answer shows `last_change` pending,
+    and the body and `edited_at` change once the provider agrees (a `message.updated` event
+    follows either way; a refusal leaves the body as it was, with the provider's reason in
+    `last_change`). 409 for other messages.
     """
     body = call.body.body
-    return await _change(
-        call,
-        lambda conn: mark_scheduled_body(
-            conn,
-            tenant_id=call.tenant_id,
-            message_id=call.id(),
-            user_id=call.principal.user_id,
-            body=body,
-        ),
-    )
+    if await _is_pending(call):
+        return await _change(
+            call,
+            lambda conn: mark_scheduled_body(
+                conn,
+                tenant_id=call.tenant_id,
+                message_id=call.id(),
+                user_id=call.principal.user_id,
+                body=body,
+            ),
+        )
+    return await _provider_change(call, "edit", body)
+
+
+async def _is_pending(call: Call[Any, Any]) -> bool:
+    """Whether the message has not gone out yet (404 when the caller cannot see it)."""
+    async with call.tx() as conn:
+        message = await _visible_message(call, conn)
+    return message.status == "pending"
+
+
+async def _visible_message(call: Call[Any, Any], conn: AsyncConnection) -> MessageView:
+    message_id = call.id()
+    ticket_id = await get_message_ticket_id(conn, call.tenant_id, message_id)
+    if ticket_id is None:
+        raise not_found("Message")
+    await visible_ticket(call, conn, ticket_id, subject="Message")
+    message = await get_message(conn, call.tenant_id, message_id)
+    if message is None:
+        raise not_found("Message")
+    return message
+
+
+async def _provider_change(call: Call[Any, Any], kind: ChangeKind, body: str | None) -> MessageView:
+    """Record an edit or deletion for a worker to carry out at the provider."""
+    async with call.tx() as conn:
+        await _visible_message(call, conn)
+        try:
+            requested = await conn.run_sync(
+                lambda sync: request_change(
+                    sync,
+                    tenant_id=call.tenant_id,
+                    message_id=call.id(),
+                    user_id=call.principal.user_id,
+                    kind=kind,
+                    body=body,
+                    supports=lambda channel_type, _kind: can_change_sent(channel_type),
+                )
+            )
+        except MessageStateError as exc:
+            raise conflict(str(exc)) from None
+        except NotFoundError:
+            raise not_found("Message") from None
+        message = await get_message(conn, call.tenant_id, requested.message_id)
+    await asyncio.to_thread(change_message.send, call.tenant_id, requested.change_id)
+    await after_commit(outbox_ids=requested.outbox_ids)
+    assert message is not None
+    return message

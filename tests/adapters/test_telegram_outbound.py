@@ -436,3 +436,61 @@ def test_unreadable_retry_after_leaves_the_delay_to_the_retry_policy(
     with pytest.raises(RateLimitedError) as caught:
         send(fake, http, httpx.Response(429, headers={"Retry-After": header}, json=body))
     assert caught.value.delay_ms is None
+
+
+# --- edits and deletions of sent messages ----------------------------------------------------
+
+
+def edited(fake: FakeTelegram, http: httpx.Client, *answers: Any, **fields: Any) -> None:
+    fake.responses.extend(answers or [httpx.Response(200, json={"ok": True, "result": True})])
+    args: dict[str, Any] = {"body": "Corrigido: sai amanhã.", "message_type": "text"} | fields
+    ADAPTER.edit_message("-100200:4600", channel=CHANNEL, http=http, **args)
+
+
+def test_text_is_edited_with_edit_message_text(fake: FakeTelegram, http: httpx.Client) -> None:
+    edited(fake, http)
+    assert fake.requests[0].url == f"{BASE}/bot{TOKEN}/editMessageText"
+    assert fake.json() == {"chat_id": -100200, "message_id": 4600, "text": "Corrigido: sai amanhã."}
+
+
+def test_media_caption_is_edited_with_edit_message_caption(
+    fake: FakeTelegram, http: httpx.Client
+) -> None:
+    edited(fake, http, message_type="image")
+    assert fake.requests[0].url.path.endswith("/editMessageCaption")
+    assert fake.json()["caption"] == "Corrigido: sai amanhã."
+
+
+def test_a_sticker_has_nothing_to_edit(fake: FakeTelegram, http: httpx.Client) -> None:
+    with pytest.raises(ProviderRejectedError) as caught:
+        edited(fake, http, message_type="sticker")
+    assert caught.value.code == "unsupported_type"
+    assert fake.requests == []
+
+
+def test_an_edit_to_the_same_text_counts_as_done(fake: FakeTelegram, http: httpx.Client) -> None:
+    edited(fake, http, failed(400, "Bad Request: message is not modified: specified new message"))
+    assert len(fake.requests) == 1
+
+
+def test_other_edit_refusals_carry_telegrams_code(fake: FakeTelegram, http: httpx.Client) -> None:
+    with pytest.raises(ProviderRejectedError) as caught:
+        edited(fake, http, failed(400, "Bad Request: message can't be edited"))
+    assert caught.value.code == "400"
+
+
+def test_delete_uses_delete_message(fake: FakeTelegram, http: httpx.Client) -> None:
+    fake.responses.append(httpx.Response(200, json={"ok": True, "result": True}))
+    ADAPTER.delete_message("123456789:4600", channel=CHANNEL, http=http)
+    assert fake.requests[0].url.path.endswith("/deleteMessage")
+    assert fake.json() == {"chat_id": 123456789, "message_id": 4600}
+
+
+@pytest.mark.parametrize("provider_id", ["cb:991", "4600", "abc:def", ""])
+def test_ids_that_are_no_chat_message_are_refused_before_any_request(
+    fake: FakeTelegram, http: httpx.Client, provider_id: str
+) -> None:
+    with pytest.raises(ProviderRejectedError) as caught:
+        ADAPTER.delete_message(provider_id, channel=CHANNEL, http=http)
+    assert caught.value.code == "not_a_message"
+    assert fake.requests == []

@@ -19,7 +19,14 @@ _MESSAGE_SELECT = """
                                               e.status), e.provider_timestamp, e.id)
                      FROM message_status_events e
                      WHERE e.message_id = m.id AND e.tenant_id = :tenant_id), '[]'::jsonb)
-             AS status_history
+             AS status_history,
+           (SELECT jsonb_build_object(
+                       'kind', ch.kind, 'status', ch.status, 'error_code', ch.error_code,
+                       'error_message', ch.error_message, 'requested_at', ch.created_at,
+                       'finished_at', ch.finished_at)
+              FROM message_changes ch
+             WHERE ch.message_id = m.id AND ch.tenant_id = :tenant_id
+             ORDER BY ch.id DESC LIMIT 1) AS last_change
     FROM messages m
     WHERE m.tenant_id = :tenant_id
 """

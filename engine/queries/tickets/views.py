@@ -121,6 +121,17 @@ class StatusView(_View):
     error_message: str | None = None
 
 
+class MessageChangeView(_View):
+    """The latest edit or deletion asked of a sent message, and how the provider answered."""
+
+    kind: Literal["edit", "delete"]
+    status: Literal["pending", "done", "failed"]
+    error_code: str | None
+    error_message: str | None
+    requested_at: UtcDatetime
+    finished_at: UtcDatetime | None
+
+
 class MessageView(_View):
     id: int
     ticket_id: int
@@ -144,6 +155,7 @@ class MessageView(_View):
     provider_timestamp: UtcDatetime | None
     edited_at: UtcDatetime | None
     deleted_at: UtcDatetime | None
+    last_change: MessageChangeView | None = None
     created_at: UtcDatetime
 
 

@@ -24,6 +24,10 @@ class Agent:
     def close(self) -> None:
         self._client.close()
 
+    def call(self, method: str, path: str, json: Any = None) -> Any:
+        """Any request; the raw response, for tests that look at the status code."""
+        return self._client.request(method, path, json=json)
+
     def get(self, path: str) -> Any:
         response = self._client.get(path)
         assert response.status_code == 200, response.text
