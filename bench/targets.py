@@ -13,7 +13,7 @@ from bench.models import Plan
 from bench.payloads import PayloadSpec
 from bench.procs import Child, Processes, free_port, python_argv
 
-JWT_SECRET = "bench-jwt-secret-0123456789"
+JWT_SECRET = "bench-jwt-secret-0123456789-abcdef"
 # Tuning knobs passed through from the caller's environment to FlowDesk's processes.
 TUNABLES = (
     "INGEST_BATCH_MAX",

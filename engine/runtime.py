@@ -37,11 +37,15 @@ def resolve_runtime(settings: Settings) -> Runtime:
     )
 
 
+MIN_JWT_SECRET_BYTES = 32
+
+
 def jwt_secret(settings: Settings) -> str:
     """JWT_SECRET when set. Only the embedded default may invent one (kept in the data dir)."""
     if settings.JWT_SECRET:
-        if len(settings.JWT_SECRET) < 16:
-            raise ConfigError("JWT_SECRET: must be at least 16 characters")
+        # HS256 wants a key of at least 256 bits (RFC 7518 §3.2); shorter ones are guessable.
+        if len(settings.JWT_SECRET.encode()) < MIN_JWT_SECRET_BYTES:
+            raise ConfigError(f"JWT_SECRET: must be at least {MIN_JWT_SECRET_BYTES} bytes")
         return settings.JWT_SECRET
     if settings.database_configured:
         raise ConfigError("JWT_SECRET: required when an external database is configured")

@@ -211,7 +211,7 @@ def _scheduler(database_url: str, redis_url: str, queue_prefix: str) -> Iterator
             "DATABASE_URL": database_url.replace("postgresql+psycopg://", "postgresql://"),
             "REDIS_URI": redis_url,
             "QUEUE_PREFIX": queue_prefix,
-            "JWT_SECRET": "a-test-secret-of-enough-length",
+            "JWT_SECRET": "a-test-secret-of-enough-length-for-hs256",
             "INBOX_SWEEP_EVERY_S": "3600",
         }
     )

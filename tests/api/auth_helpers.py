@@ -17,7 +17,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
-from api import account, auth, clients, integration, read
+from api import account, auth, clients, integration
 from api.errors import ApiError, api_error_handler, validation_error_handler
 from api.framework import ApiRouter, Call, NoBody, NoQuery
 from api.ratelimit import RateLimitMiddleware
@@ -74,7 +74,6 @@ def build_app(
     app = Starlette(
         routes=[
             *auth.routes,
-            *read.routes,
             *[route for router in every for route in router.routes()],
             *extra_routes,
         ],

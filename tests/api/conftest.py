@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
-from api import auth, read, tickets
+from api import auth, tickets
 from api.errors import ApiError, api_error_handler, validation_error_handler
 from api.resources import contacts
 from engine import security
@@ -72,7 +72,7 @@ async def db(seed: Seed) -> AsyncIterator[AsyncEngine]:
 def build_app(db: AsyncEngine) -> Starlette:
     """The routes under test wired the way api/app.py wires them."""
     app = Starlette(
-        routes=[*auth.routes, *read.routes, *tickets.router.routes(), *contacts.router.routes()],
+        routes=[*auth.routes, *tickets.router.routes(), *contacts.router.routes()],
         exception_handlers={
             ApiError: api_error_handler,
             ValidationError: validation_error_handler,

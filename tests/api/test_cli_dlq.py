@@ -131,7 +131,7 @@ def cli_env(
     )
     monkeypatch.setenv("REDIS_URI", redis_url)
     monkeypatch.setenv("QUEUE_PREFIX", queue_prefix)
-    monkeypatch.setenv("JWT_SECRET", "a-test-secret-of-enough-length")
+    monkeypatch.setenv("JWT_SECRET", "a-test-secret-of-enough-length-for-hs256")
     monkeypatch.setenv("BACKEND_URL", BACKEND_URL)
     monkeypatch.delenv("AMQP_URL", raising=False)
     monkeypatch.setattr(security, "BCRYPT_ROUNDS", 4)

@@ -146,9 +146,10 @@ def test_redis_uri_with_its_own_credentials_is_left_alone() -> None:
     assert settings.redis_url() == "redis://:own@cache:6379/0"
 
 
-def test_short_jwt_secret_is_rejected() -> None:
-    with pytest.raises(ConfigError, match="JWT_SECRET"):
-        jwt_secret(load_settings({"JWT_SECRET": "short"}))
+@pytest.mark.parametrize("secret", ["short", "x" * 31, "ção-" * 5])
+def test_short_jwt_secret_is_rejected(secret: str) -> None:
+    with pytest.raises(ConfigError, match="JWT_SECRET: must be at least 32 bytes"):
+        jwt_secret(load_settings({"JWT_SECRET": secret}))
 
 
 @pytest.mark.parametrize(
@@ -161,7 +162,7 @@ def test_jwt_secret_is_required_with_an_external_database(env: dict[str, str]) -
 
 
 def test_configured_jwt_secret_is_used_as_is() -> None:
-    secret = "a-long-enough-secret-value"
+    secret = "a-long-enough-secret-value-of-32+"
     env = {"DATABASE_URL": "postgresql://u:p@h/db", "JWT_SECRET": secret}
     assert jwt_secret(load_settings(env)) == secret
 

@@ -162,7 +162,7 @@ def running_engine(
         "DATABASE_URL": database_url.replace("postgresql+psycopg://", "postgresql://"),
         "REDIS_URI": redis_url,
         "QUEUE_PREFIX": queue_prefix,
-        "JWT_SECRET": "a-test-secret-of-enough-length",
+        "JWT_SECRET": "a-test-secret-of-enough-length-for-hs256",
         "MIN_BACKOFF_MS": "50",
         "MAX_BACKOFF_MS": "200",
         "MAX_RETRIES": "3",
