@@ -430,54 +430,130 @@ def get_live_tickets(
     return {(int(r[0]), int(r[1])): TicketRef(id=r[2], created=False, protocol=r[3]) for r in rows}
 
 
-_STORE_INBOUND = text(
+# The whole batch's messages in one statement: rows arrive as one JSON array (field `i` is
+# the row's place in the batch). A provider id seen twice (within the batch or stored before)
+# is inserted once; each ticket is counted once with the number of its new messages.
+_STORE_INBOUND_BATCH = text(
     """
-    WITH ins AS (
+    WITH input AS (
+        SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(
+            i int, tenant_id bigint, ticket_id bigint, contact_id bigint, channel_id bigint,
+            type text, body text, media_json text, location_json text,
+            shared_contacts_json text, referral_json text, reply_id text,
+            quoted_provider_message_id text, provider_message_id text,
+            provider_timestamp timestamptz, error_code text, error_message text,
+            author_external_id text, author_name text, subject text, thread_ids text[],
+            story_url text)),
+    ins AS (
         INSERT INTO messages (tenant_id, ticket_id, contact_id, channel_id, direction, type,
             body, media, location, shared_contacts, referral, reply_id, quoted_message_id,
             quoted_provider_message_id, provider_message_id, provider_timestamp, status,
             status_at, error_code, error_message, author_external_id, author_name, subject,
             thread_ids, story_url)
-        VALUES (:tenant_id, :ticket_id, :contact_id, :channel_id, 'in', :type, :body,
-            CAST(:media_json AS jsonb), CAST(:location_json AS jsonb),
-            CAST(:shared_contacts_json AS jsonb), CAST(:referral_json AS jsonb), :reply_id,
-            (SELECT id FROM messages WHERE channel_id = :channel_id
-               AND provider_message_id = :quoted_provider_message_id),
-            :quoted_provider_message_id, :provider_message_id, :provider_timestamp,
-            'received', :provider_timestamp, :error_code, :error_message,
-            :author_external_id, :author_name, :subject, :thread_ids, :story_url)
+        SELECT tenant_id, ticket_id, contact_id, channel_id, 'in', type, body,
+            CAST(media_json AS jsonb), CAST(location_json AS jsonb),
+            CAST(shared_contacts_json AS jsonb), CAST(referral_json AS jsonb), reply_id,
+            (SELECT q.id FROM messages q WHERE q.channel_id = input.channel_id
+               AND q.provider_message_id = input.quoted_provider_message_id),
+            quoted_provider_message_id, provider_message_id, provider_timestamp, 'received',
+            provider_timestamp, error_code, error_message, author_external_id, author_name,
+            subject, coalesce(thread_ids, '{}'), story_url
+        FROM input ORDER BY i
         ON CONFLICT (channel_id, provider_message_id) WHERE provider_message_id IS NOT NULL
         DO NOTHING
-        RETURNING id, ticket_id, tenant_id),
+        RETURNING id, ticket_id, tenant_id, contact_id, channel_id, type, provider_message_id,
+            provider_timestamp),
     counted AS (
-        UPDATE tickets SET unread_count = unread_count + 1, answered = false,
-            last_message_at = greatest(last_message_at, :provider_timestamp),
-            last_inbound_at = greatest(last_inbound_at, :provider_timestamp), updated_at = now()
-        WHERE id = (SELECT ticket_id FROM ins)
-        RETURNING id),
+        UPDATE tickets t SET unread_count = t.unread_count + c.n, answered = false,
+            last_message_at = greatest(t.last_message_at, c.at),
+            last_inbound_at = greatest(t.last_inbound_at, c.at), updated_at = now()
+        FROM (SELECT ticket_id, count(*) AS n, max(provider_timestamp) AS at
+              FROM ins GROUP BY ticket_id) c
+        WHERE t.id = c.ticket_id),
     audited AS (
         INSERT INTO ticket_events (tenant_id, ticket_id, type, data)
         SELECT tenant_id, ticket_id, 'message_received', jsonb_build_object('message_id', id)
-        FROM ins),
+        FROM ins ORDER BY id),
     announced AS (
         INSERT INTO outbox (tenant_id, topic, payload)
         SELECT tenant_id, 'message.created', jsonb_build_object(
-            'message_id', id, 'ticket_id', ticket_id, 'contact_id', CAST(:contact_id AS bigint),
-            'direction', 'in', 'type', CAST(:type AS text))
-        FROM ins
-        RETURNING id)
-    SELECT (SELECT id FROM ins), (SELECT id FROM announced)
+            'message_id', id, 'ticket_id', ticket_id, 'contact_id', contact_id,
+            'direction', 'in', 'type', type)
+        FROM ins ORDER BY id
+        RETURNING id, CAST(payload->>'message_id' AS bigint) AS message_id)
+    SELECT ins.id, ins.channel_id, ins.provider_message_id, announced.id
+    FROM ins JOIN announced ON announced.message_id = ins.id
+    ORDER BY ins.id
     """
 )
 
 
-def store_inbound_message(conn: Connection, msg: NewInboundMessage) -> tuple[int, int] | None:
-    """Insert the message, count it on its ticket, audit it and announce it: one round trip.
-
-    None when this provider message was stored before (nothing else changes then).
-    Returns (message id, outbox id) otherwise.
+_LINK_QUOTES = text(
     """
-    row = conn.execute(_STORE_INBOUND, msg.model_dump()).one()
-    if row[0] is None:
-        return None
-    return int(row[0]), int(row[1])
+    UPDATE messages m SET quoted_message_id = q.id
+    FROM messages q
+    WHERE m.id = ANY(:ids) AND m.quoted_message_id IS NULL
+      AND q.channel_id = m.channel_id AND q.provider_message_id = m.quoted_provider_message_id
+    """
+)
+
+
+def store_inbound_messages(
+    conn: Connection, msgs: Sequence[NewInboundMessage]
+) -> list[tuple[int, int] | None]:
+    """Insert new inbound messages, count them on their tickets, audit and announce them, in
+    one round trip; (message id, outbox id) per message, in input order.
+
+    A message whose provider id was stored before, or appears earlier in `msgs`, gets None.
+    """
+    if not msgs:
+        return []
+    rows = [{"i": i, **m.model_dump(mode="json")} for i, m in enumerate(msgs)]
+    stored = {
+        (int(r[1]), str(r[2])): (int(r[0]), int(r[3]))
+        for r in conn.execute(_STORE_INBOUND_BATCH, {"rows": json.dumps(rows)})
+    }
+    out: list[tuple[int, int] | None] = []
+    for m in msgs:  # the first of several rows with one provider id is the one stored
+        out.append(stored.pop((m.channel_id, m.provider_message_id), None))
+    # A statement does not see its own inserts, so a reply quoting a message of the same
+    # batch is linked in a second one (rare: only when the batch holds both).
+    in_batch = {(m.channel_id, m.provider_message_id) for m in msgs}
+    if any((m.channel_id, m.quoted_provider_message_id) in in_batch for m in msgs):
+        conn.execute(_LINK_QUOTES, {"ids": [r[0] for r in out if r is not None]})
+    return out
+
+
+_TICKETS_CREATED = text(
+    """
+    WITH input AS (
+        SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb))
+            AS r(i int, tenant_id bigint, ticket_id bigint, contact_id bigint, protocol text)),
+    audited AS (
+        INSERT INTO ticket_events (tenant_id, ticket_id, type, data)
+        SELECT tenant_id, ticket_id, 'created', jsonb_build_object(
+            'status', 'pending', 'protocol', protocol, 'source', 'inbound')
+        FROM input ORDER BY i)
+    INSERT INTO outbox (tenant_id, topic, payload)
+    SELECT tenant_id, 'ticket.created', jsonb_build_object(
+        'ticket_id', ticket_id, 'contact_id', contact_id, 'status', 'pending')
+    FROM input ORDER BY i
+    RETURNING id
+    """
+)
+
+
+class CreatedTicket(Frozen):
+    tenant_id: int
+    ticket_id: int
+    contact_id: int
+    protocol: str
+
+
+def record_tickets_created(conn: Connection, tickets: Sequence[CreatedTicket]) -> list[int]:
+    """The `created` ticket event and `ticket.created` outbox row of each new ticket, in one
+    round trip; the outbox ids."""
+    if not tickets:
+        return []
+    rows = [{"i": i, **t.model_dump()} for i, t in enumerate(tickets)]
+    return [int(r[0]) for r in conn.execute(_TICKETS_CREATED, {"rows": json.dumps(rows)})]

@@ -42,15 +42,15 @@ def persist(events: Sequence[RoutedEvent], *, conn: Connection) -> BatchOutcome:
     """
     outcome = BatchOutcome()
     status_changed: dict[int, list[int]] = defaultdict(list)  # message ids by tenant
+    # Messages first and all at once: a reaction, edit or deletion later in the batch then
+    # finds the message it is about, whatever order the provider sent them in.
+    _persist_messages(conn, events, outcome)
     for r in events:
         v = r.enriched.validated
         event = v.event
         if isinstance(event, InboundMessage):
-            if r.ticket is None:
-                outcome.duplicates += 1  # stored before, so route gave it no ticket
-            else:
-                _persist_message(conn, r, event, outcome)
-        elif isinstance(event, Reaction) and r.enriched.contact_id is not None:
+            continue
+        if isinstance(event, Reaction) and r.enriched.contact_id is not None:
             _persist_reaction(conn, v, event, r.enriched.contact_id, outcome)
         elif isinstance(event, StatusUpdate):
             status_changed[v.tenant_id] += _persist_status(conn, v, event, outcome)
@@ -146,38 +146,42 @@ def _persist_receipt(
     return changed
 
 
-def _persist_message(
-    conn: Connection, r: RoutedEvent, event: InboundMessage, outcome: BatchOutcome
+def _persist_messages(
+    conn: Connection, events: Sequence[RoutedEvent], outcome: BatchOutcome
 ) -> None:
-    v = r.enriched.validated
-    ticket = r.ticket
-    contact_id = r.enriched.contact_id
-    assert ticket is not None and contact_id is not None
-    if ticket.created:
-        outcome.tickets_created += 1
-        conv.insert_ticket_event(
-            conn,
-            tenant_id=v.tenant_id,
-            ticket_id=ticket.id,
-            type="created",
-            data={"status": "pending", "protocol": ticket.protocol, "source": "inbound"},
-        )
-        outcome.outbox_ids.append(
-            insert_outbox(
-                conn,
-                tenant_id=v.tenant_id,
-                topic="ticket.created",
-                payload={"ticket_id": ticket.id, "contact_id": contact_id, "status": "pending"},
+    """Store every new inbound message of the batch, and announce the tickets they opened."""
+    created: list[conv.CreatedTicket] = []
+    new: list[tuple[InboundMessage, conv.NewInboundMessage]] = []
+    for r in events:
+        v = r.enriched.validated
+        event = v.event
+        if not isinstance(event, InboundMessage):
+            continue
+        ticket, contact_id = r.ticket, r.enriched.contact_id
+        if ticket is None or contact_id is None:
+            outcome.duplicates += 1  # stored before, so route gave it no ticket
+            continue
+        if ticket.created:
+            created.append(
+                conv.CreatedTicket(
+                    tenant_id=v.tenant_id,
+                    ticket_id=ticket.id,
+                    contact_id=contact_id,
+                    protocol=ticket.protocol,
+                )
             )
-        )
-    stored = conv.store_inbound_message(conn, _new_message(v, event, ticket.id, contact_id))
-    if stored is None:
-        outcome.duplicates += 1
-        return
-    message_id, outbox_id = stored
-    outcome.messages_stored += 1
-    outcome.outbox_ids.append(outbox_id)
-    outcome.media_downloads.extend((message_id, i) for i in range(len(event.media)))
+        new.append((event, _new_message(v, event, ticket.id, contact_id)))
+    outcome.tickets_created += len(created)
+    outcome.outbox_ids += conv.record_tickets_created(conn, created)
+    stored = conv.store_inbound_messages(conn, [row for _, row in new])
+    for (event, _), result in zip(new, stored, strict=True):
+        if result is None:
+            outcome.duplicates += 1
+            continue
+        message_id, outbox_id = result
+        outcome.messages_stored += 1
+        outcome.outbox_ids.append(outbox_id)
+        outcome.media_downloads.extend((message_id, i) for i in range(len(event.media)))
 
 
 def _new_message(

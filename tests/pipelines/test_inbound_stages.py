@@ -345,6 +345,61 @@ def test_persist_counts_duplicates_and_bumps_unread_once_per_message(world: Worl
     )
 
 
+def test_a_batch_from_several_people_counts_each_ticket_and_keeps_each_ones_order(
+    world: World,
+) -> None:
+    bruno = "5521998765432"
+    outcome = world.persisted(
+        text_from(ANA, "wamid.B1"),
+        text_from(bruno, "wamid.B2", at=T0 + 5),
+        text_from(ANA, "wamid.B3", at=T0 + 9),
+    )
+    assert (outcome.messages_stored, outcome.tickets_created) == (3, 2)
+    unread = world.conn.execute(
+        text(
+            "SELECT c.phone, t.unread_count, t.last_inbound_at FROM tickets t "
+            "JOIN contacts c ON c.id = t.contact_id ORDER BY c.phone"
+        )
+    ).all()
+    assert [(r[0], r[1], r[2]) for r in unread] == [
+        ("+" + ANA, 2, datetime.fromtimestamp(T0 + 9, UTC)),
+        ("+" + bruno, 1, datetime.fromtimestamp(T0 + 5, UTC)),
+    ]
+    announced = world.conn.execute(
+        text(
+            "SELECT m.provider_message_id FROM outbox o "
+            "JOIN messages m ON m.id = CAST(o.payload->>'message_id' AS bigint) "
+            "WHERE o.topic = 'message.created' ORDER BY o.id"
+        )
+    ).scalars()
+    order = list(announced)
+    assert sorted(order) == ["wamid.B1", "wamid.B2", "wamid.B3"]
+    assert order.index("wamid.B1") < order.index("wamid.B3")  # Ana's, in the order she wrote
+
+
+def test_a_reaction_and_a_reply_find_a_message_of_the_same_batch(world: World) -> None:
+    def reply_to(target: str) -> bytes:
+        def edit(value: dict[str, Any]) -> None:
+            value["messages"][0]["context"]["id"] = target
+
+        return webhook("reply_with_context.json", edit)
+
+    # The provider delivered the reaction first; all three share one batch.
+    world.persisted(
+        reaction("👍", at=T0 + 30, target="wamid.S1"),
+        text_from(ANA, "wamid.S1"),
+        reply_to("wamid.S1"),
+    )
+    assert _reactions(world) == ["👍"]
+    quoted = world.conn.execute(
+        text(
+            "SELECT q.provider_message_id FROM messages m JOIN messages q "
+            "ON q.id = m.quoted_message_id"
+        )
+    ).scalars()
+    assert list(quoted) == ["wamid.S1"]
+
+
 def test_a_late_message_never_moves_the_ticket_clock_back(world: World) -> None:
     world.persisted(text_from(ANA, "wamid.L2", at=T0 + 600))
     world.persisted(text_from(ANA, "wamid.L1", at=T0))
