@@ -682,6 +682,12 @@ INSERT INTO schema_migrations (version) VALUES (5) ON CONFLICT (version) DO NOTH
 INSERT INTO schema_migrations (version) VALUES (6) ON CONFLICT (version) DO NOTHING;
 
 -- Version 7: operations: ops console, metrics, correlation ids ------------------------
+-- logs and metrics: the id that follows one provider event from webhook to delivery.
+ALTER TABLE inbox ADD COLUMN IF NOT EXISTS correlation_id text;
+-- ops console: the inbox page lists the latest events set aside, with their reasons, without
+-- walking every processed row.
+CREATE INDEX IF NOT EXISTS inbox_set_aside_idx ON inbox (id DESC)
+    WHERE status IN ('ignored', 'dead');
 INSERT INTO schema_migrations (version) VALUES (7) ON CONFLICT (version) DO NOTHING;
 
 -- Version 8: statistics ---------------------------------------------------------------

@@ -17,6 +17,8 @@ from dramatiq.middleware import (
 )
 
 from actors.middleware import DeadLetterRecorder, RetriesWithDeadLetters, RetryPolicy
+from actors.observability import WorkObservability
+from actors.ops_middleware import ops_middleware
 from engine.errors import EngineError
 
 P = ParamSpec("P")
@@ -60,6 +62,7 @@ def build_broker(
 ) -> dramatiq.Broker:
     """RabbitMQ when AMQP_URL is set, else Redis; our retry/dead-letter middleware either way."""
     middleware = [
+        WorkObservability(),  # first: binds log context before, logs the outcome after all
         AgeLimit(),
         TimeLimit(),
         ShutdownNotifications(),

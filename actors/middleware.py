@@ -11,9 +11,11 @@ from dataclasses import dataclass
 
 import dramatiq
 from dramatiq.broker import MessageProxy
+from dramatiq.common import q_name
 from dramatiq.middleware import Middleware
 
 from engine.errors import PermanentError, RateLimitedError, RetryableError
+from engine.metrics import DEAD_LETTERS, RETRIES
 from engine.store.dead_letters import NewDeadLetter
 
 log = logging.getLogger(__name__)
@@ -67,8 +69,10 @@ class RetriesWithDeadLetters(Middleware):
         max_retries = int(actor.options.get("max_retries", self.policy.max_retries))
         context = {"actor": message.actor_name, "message_id": message.message_id}
         exhausted = isinstance(exception, PermanentError) or retries >= max_retries
+        labels = {"actor": message.actor_name, "queue": q_name(message.queue_name)}
         if exhausted and self._record(message, exception, attempts=retries + 1):
             message.fail()
+            DEAD_LETTERS.labels(**labels).inc()
             log.info(
                 "dead-lettered",
                 extra={**context, "attempt": retries + 1, "error": type(exception).__name__},
@@ -78,6 +82,7 @@ class RetriesWithDeadLetters(Middleware):
         if isinstance(exception, RetryableError) and exception.delay_ms is not None:
             delay_ms = max(exception.delay_ms, 0)
         message.options["retries"] = retries + 1
+        RETRIES.labels(**labels).inc()
         log.warning(
             "retrying",
             extra={

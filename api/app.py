@@ -35,16 +35,23 @@ from api import (
     webhooks,
 )
 from api.channels import ChannelDirectory, RejectionCounters
+from api.console import routes as console_routes
+from api.console.stats import routes as console_stats_routes
+from api.correlation import CorrelationMiddleware
 from api.docs import docs_routes
 from api.errors import ApiError, api_error_handler
 from api.framework import ApiRouter
+from api.health import readyz
 from api.ingest import GroupCommitter
+from api.ops import routes as ops_routes
+from api.prometheus import metrics
 from api.ratelimit import RateLimitMiddleware
 from config import Settings, load_settings
 from engine.db import create_async_db_engine
 from engine.errors import DatabaseUnavailableError
 from engine.events import ChannelType
 from engine.logs import configure_logging
+from engine.metrics import forget_process
 from engine.runtime import Runtime, resolve_runtime
 from engine.store.dead_letters import NewDeadLetter
 
@@ -155,6 +162,7 @@ def create_app(
             await ingest.close()
             await db.dispose()
             await redis.aclose()
+            forget_process()  # this process's live gauges (WebSockets) leave the sum
             if own_broker:
                 app_broker.close()
             if own_runtime:
@@ -163,6 +171,8 @@ def create_app(
     return Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
             *webhooks.routes,
             *auth.routes,
             *[route for router in API_ROUTERS for route in router.routes()],
@@ -170,7 +180,7 @@ def create_app(
             *docs_routes(API_ROUTERS, EXTRA_OPENAPI_PATHS),
         ],
         lifespan=lifespan,
-        middleware=[Middleware(RateLimitMiddleware)],
+        middleware=[Middleware(CorrelationMiddleware), Middleware(RateLimitMiddleware)],
         exception_handlers={
             ApiError: api_error_handler,
             DatabaseUnavailableError: _unavailable_handler,

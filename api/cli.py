@@ -528,11 +528,23 @@ def main(argv: Sequence[str] | None = None) -> None:
             settings.LOG_LEVEL if args.command in ("serve", "scheduler", "run") else "WARNING",
             settings.LOG_FORMAT,
         )
+        if args.command in ("serve", "worker", "scheduler", "run"):
+            _prepare_metrics(settings, fresh=args.command == "run")
         args.fn(args, settings, out)
     except (CliError, ConfigError) as exc:
         _fail(out, str(exc), EXIT_BAD_INPUT)
     except EngineError as exc:
         _fail(out, f"{type(exc).__name__}: {exc}", EXIT_FAILED)
+
+
+def _prepare_metrics(settings: Settings, *, fresh: bool) -> None:
+    """Metrics files for this process and the ones it starts (`run` empties its directory)."""
+    from engine.metrics import prepare_multiprocess
+
+    configured = settings.PROMETHEUS_MULTIPROC_DIR
+    if configured is None and fresh:
+        configured = Path(settings.FLOWDESK_DATA_DIR) / "metrics"
+    prepare_multiprocess(configured, fresh=fresh)
 
 
 def _fail(out: Output, message: str, code: int) -> None:

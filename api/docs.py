@@ -98,6 +98,34 @@ PROVIDER_WEBHOOK_PATHS: dict[str, Any] = {
             "responses": {"200": {"description": "The process is up."}},
         }
     },
+    "/readyz": {
+        "get": {
+            "operationId": "readyz",
+            "summary": "Readiness: database (schema current), Redis and broker reachable",
+            "tags": ["operations"],
+            "security": [],
+            "responses": {
+                "200": {"description": '`{"status": "ready", "checks": {...}}`'},
+                "503": {
+                    "description": "`not_ready`; each failed check carries its `reason`.",
+                },
+            },
+        }
+    },
+    "/metrics": {
+        "get": {
+            "operationId": "metrics",
+            "summary": "Prometheus exposition of every engine process on this host",
+            "tags": ["operations"],
+            "security": [],
+            "responses": {
+                "200": {
+                    "description": "Prometheus text format 0.0.4.",
+                    "content": {"text/plain": {"schema": {"type": "string"}}},
+                }
+            },
+        }
+    },
 }
 
 

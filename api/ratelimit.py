@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 REDIS_BUDGET_S = 0.25
 WINDOW_S = 60
 _EXEMPT_PREFIXES = ("/webhooks/",)  # providers are never throttled here; ingest has backpressure
-_EXEMPT_PATHS = frozenset({"/healthz"})
+_EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})  # probes and scrapes
 _WARN_EVERY_S = 60.0
 _last_warning = 0.0
 

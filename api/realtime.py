@@ -32,6 +32,7 @@ from api.deps import ApiDeps
 from api.errors import ApiError, error_response
 from api.realtime_access import TokenCheck, Visibility, check_token
 from engine.errors import DatabaseUnavailableError
+from engine.metrics import counts_connections
 from pipelines.deliver import realtime_stream
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,7 @@ def _parse_id(value: str) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
+@counts_connections("realtime")
 async def realtime_feed(websocket: WebSocket) -> None:
     """Authenticate, then stream the tenant's events this user may see until either side stops."""
     await websocket.accept()

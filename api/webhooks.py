@@ -12,9 +12,11 @@ from starlette.routing import Route
 from adapters.base import InboundAdapter
 from api.deps import WebhookDeps
 from api.errors import ApiError
+from api.webhook_outcomes import counted_webhook
 from engine.db import async_system_tx
 from engine.errors import DatabaseUnavailableError, InvalidPayloadError, SignatureMismatchError
 from engine.events import ChannelType, WebhookRequest
+from engine.logs import current_correlation_id
 from engine.store.channels import Channel, get_tenant_channels_by_address_async
 from engine.store.inbox import InboxWrite
 
@@ -84,6 +86,7 @@ async def meta_handshake(request: Request) -> Response:
     return PlainTextResponse(params.get("hub.challenge", ""))
 
 
+@counted_webhook
 async def receive_webhook(request: Request) -> Response:
     """POST: verify over the raw bytes first, then route to the tenant's channel, then commit."""
     deps = _deps(request)
@@ -113,6 +116,7 @@ async def receive_webhook(request: Request) -> Response:
             dedupe_key=key,
             body=webhook.body,
             content_type=webhook.content_type[:200],
+            correlation_id=current_correlation_id(),
         )
         for c in targets
     ]

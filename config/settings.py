@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     FLOWDESK_DATA_DIR: Path = Path(".flowdesk")
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     LOG_FORMAT: Literal["json", "console"] = "json"
+    # Where every process of this host writes its metrics files for the web's /metrics to sum
+    # (prometheus-client multiprocess mode). Unset: `flowdesk run` uses <data dir>/metrics.
+    PROMETHEUS_MULTIPROC_DIR: Path | None = None
 
     WORKER_PROCESSES: int = Field(default=1, ge=1, le=64)
     WORKER_THREADS: int = Field(default=4, ge=1, le=256)
@@ -135,7 +138,14 @@ class Settings(BaseSettings):
             raise ValueError("must start with amqp:// or amqps://")
         return value
 
-    @field_validator("MEDIA_DIR", "S3_BUCKET", "S3_REGION", "S3_ACCESS_KEY_ID", mode="before")
+    @field_validator(
+        "MEDIA_DIR",
+        "S3_BUCKET",
+        "S3_REGION",
+        "S3_ACCESS_KEY_ID",
+        "PROMETHEUS_MULTIPROC_DIR",
+        mode="before",
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value

@@ -18,6 +18,7 @@ class InboxWrite(Frozen):
     dedupe_key: str
     body: bytes
     content_type: str = "application/json"
+    correlation_id: str | None = None  # follows the event into logs, from webhook to delivery
 
 
 class InboxRow(Frozen):
@@ -32,14 +33,17 @@ class InboxRow(Frozen):
     content_type: str = "application/json"
     received_at: datetime
     attempts: int
+    correlation_id: str | None = None
 
 
 INSERT_INBOX_SQL = text(
     """
-    INSERT INTO inbox (tenant_id, channel_id, dedupe_key, body, content_type, enqueued_at)
+    INSERT INTO inbox (tenant_id, channel_id, dedupe_key, body, content_type, enqueued_at,
+                       correlation_id)
     SELECT * FROM unnest(CAST(:tenant_ids AS bigint[]), CAST(:channel_ids AS bigint[]),
                          CAST(:keys AS text[]), CAST(:bodies AS bytea[]),
-                         CAST(:types AS text[]), CAST(:enqueued AS timestamptz[]))
+                         CAST(:types AS text[]), CAST(:enqueued AS timestamptz[]),
+                         CAST(:correlation_ids AS text[]))
     ON CONFLICT (channel_id, dedupe_key) DO NOTHING
     RETURNING id, channel_id, dedupe_key
     """
@@ -55,6 +59,7 @@ def insert_inbox_params(writes: Sequence[InboxWrite], now: datetime) -> dict[str
         "bodies": [w.body for w in writes],
         "types": [w.content_type for w in writes],
         "enqueued": [now] * len(writes),
+        "correlation_ids": [w.correlation_id for w in writes],
     }
 
 
@@ -73,7 +78,7 @@ def claim_inbox(
         text(
             """
             SELECT i.id, i.tenant_id, i.channel_id, c.type, c.external_id, i.body,
-                   i.content_type, i.received_at, i.attempts
+                   i.content_type, i.received_at, i.attempts, i.correlation_id
             FROM inbox i JOIN channels c ON c.id = i.channel_id
             WHERE i.id = ANY(:ids) AND i.status = ANY(:statuses)
             ORDER BY i.id
@@ -93,6 +98,7 @@ def claim_inbox(
             content_type=r[6],
             received_at=r[7],
             attempts=r[8],
+            correlation_id=r[9],
         )
         for r in rows
     ]

@@ -6,6 +6,8 @@ from datetime import datetime
 
 from sqlalchemy import Connection, text
 
+from engine.metrics import count_delivery
+
 # pending < sent < delivered < read; failed ends an attempt but cannot undo a read.
 _RANK_SQL = "array_position(ARRAY['pending','sent','delivered','read','failed'], {col})"
 
@@ -69,6 +71,8 @@ def apply_status(
             "p": provider_message_id,
         },
     ).first()
+    if row is not None:
+        count_delivery(conn, channel_id=channel_id, status=status)
     return None if row is None else int(row[0])
 
 

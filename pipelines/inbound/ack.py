@@ -13,6 +13,7 @@ from engine.events import (
     MalformedEvent,
     ProviderNotice,
 )
+from engine.metrics import timed_stage
 from engine.store.dead_letters import NewDeadLetter, insert_dead_letter
 from engine.store.inbox import InboxRow, mark_inbox_done_many
 from pipelines.inbound.models import (
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 # ack -----------------------------------------------------------------------------------
 
 
+@timed_stage("ack")
 def ack(
     rows: Sequence[InboxRow],
     events: Sequence[ValidatedEvent],

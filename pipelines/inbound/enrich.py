@@ -13,6 +13,7 @@ from engine.events import (
     ChannelType,
     InboundMessage,
 )
+from engine.metrics import timed_stage
 from engine.phone import normalize_phone
 from engine.store import conversations as conv
 from pipelines.inbound.models import (
@@ -59,6 +60,7 @@ def lock_key_of(v: ValidatedEvent) -> int | None:
     return contact_lock_key(v.tenant_id, v.channel_type, who.key, who.phone)
 
 
+@timed_stage("enrich")
 def enrich(events: Sequence[ValidatedEvent], *, conn: Connection) -> list[EnrichedEvent]:
     """Find or create the contact behind each event, in per-person timestamp order.
 

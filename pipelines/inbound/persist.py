@@ -18,6 +18,7 @@ from engine.events import (
     Receipt,
     StatusUpdate,
 )
+from engine.metrics import timed_stage
 from engine.store import conversations as conv
 from engine.store.outbox import insert_outbox
 from engine.store.statuses import apply_status, apply_watermark
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 # persist -------------------------------------------------------------------------------
 
 
+@timed_stage("persist")
 def persist(events: Sequence[RoutedEvent], *, conn: Connection) -> BatchOutcome:
     """Write messages, reactions, statuses, ticket counters, ticket events and outbox rows.
 

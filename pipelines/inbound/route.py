@@ -10,6 +10,7 @@ from sqlalchemy import Connection
 from engine.events import (
     InboundMessage,
 )
+from engine.metrics import timed_stage
 from engine.store import conversations as conv
 from pipelines.inbound.models import (
     EnrichedEvent,
@@ -21,6 +22,7 @@ log = logging.getLogger(__name__)
 # route ---------------------------------------------------------------------------------
 
 
+@timed_stage("route")
 def route(events: Sequence[EnrichedEvent], *, conn: Connection) -> list[RoutedEvent]:
     """Find or create the live ticket of each inbound message's contact.
 

@@ -11,6 +11,8 @@ from engine.events import (
     InboundEvent,
     MalformedEvent,
 )
+from engine.logs import binds_correlation
+from engine.metrics import timed_stage
 from engine.store.inbox import InboxRow
 from pipelines.inbound.models import (
     ValidatedEvent,
@@ -21,6 +23,8 @@ log = logging.getLogger(__name__)
 # validate ------------------------------------------------------------------------------
 
 
+@binds_correlation
+@timed_stage("validate")
 def validate(
     rows: Sequence[InboxRow], *, adapters: Mapping[ChannelType, InboundAdapter]
 ) -> list[ValidatedEvent]:
