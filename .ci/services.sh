@@ -49,3 +49,10 @@ ensure() {  # name port wait_s command apt_package
 ensure postgresql 5432 30 pg_ctlcluster postgresql
 ensure redis 6379 15 redis-server redis-server
 ensure rabbitmq 5672 60 rabbitmq-server rabbitmq-server
+
+# The ops console's browser test drives Debian's chromium with chromedriver (selenium).
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+  echo "services: chromium missing, trying apt-get install chromium chromium-driver"
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; } \
+    >/dev/null 2>&1 || echo "services: WARNING chromium unavailable; the console browser test will fail in CI"
+fi

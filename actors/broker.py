@@ -71,6 +71,8 @@ def build_broker(
         CurrentMessage(),
         RetriesWithDeadLetters(policy=policy, recorder=recorder),
     ]
+    if redis_url:  # throughput and heartbeats for operators (actors/ops_middleware.py)
+        middleware += ops_middleware(redis_url, namespace)
     broker: dramatiq.Broker
     if amqp_url:
         from dramatiq.brokers.rabbitmq import RabbitmqBroker
@@ -101,3 +103,8 @@ def bind_actors(broker: dramatiq.Broker, *, queue_prefix: str | None = None) -> 
 
 def registered_actors() -> list[dramatiq.Actor[Any, Any]]:
     return list(_REGISTRY)
+
+
+def queue_names(queue_prefix: str | None = None) -> list[str]:
+    """Every queue an actor is declared on, named as bind_actors() names them."""
+    return sorted({f"{queue_prefix}.{q}" if queue_prefix else q for q in _BASE_QUEUES.values()})

@@ -6,7 +6,7 @@ import uuid
 from typing import Any
 
 import dramatiq
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from engine.db import system_tx
 from engine.store.dead_letters import DeadLetter, DeadLetterFilter, claim_for_requeue, payload_of
@@ -24,12 +24,23 @@ def requeue(db: Engine, broker: dramatiq.Broker, f: DeadLetterFilter) -> list[De
     done: list[DeadLetter] = []
     while True:
         with system_tx(db) as conn:
-            chunk = claim_for_requeue(conn, f, limit=REQUEUE_CHUNK)
-            for dl in chunk:
-                broker.enqueue(_message(dl))
+            chunk = requeue_chunk(conn, broker, f)
         done.extend(chunk)
         if len(chunk) < REQUEUE_CHUNK or f.ids:
             return done
+
+
+def requeue_chunk(
+    conn: Connection, broker: dramatiq.Broker, f: DeadLetterFilter, *, limit: int = REQUEUE_CHUNK
+) -> list[DeadLetter]:
+    """Claim up to `limit` live dead letters in the caller's transaction and enqueue each.
+
+    The caller commits after this returns; an exception here must roll the claim back.
+    """
+    chunk = claim_for_requeue(conn, f, limit=limit)
+    for dl in chunk:
+        broker.enqueue(_message(dl))
+    return chunk
 
 
 def _message(dl: DeadLetter) -> dramatiq.Message[object]:

@@ -265,72 +265,6 @@ def cmd_run(args: argparse.Namespace, settings: Settings, out: Output) -> None:
         raise SystemExit(manager.returncode)
 
 
-def cmd_dlq(args: argparse.Namespace, settings: Settings, out: Output) -> None:
-    from engine.db import system_tx
-    from engine.store import dead_letters as store
-
-    db = _db(settings)
-    selector = store.DeadLetterFilter(
-        ids=tuple(getattr(args, "id", None) or ()),
-        actor=args.actor,
-        error_class=args.error_class,
-        tenant_id=args.tenant,
-        older_than=args.older_than,
-        newer_than=args.newer_than,
-        include_requeued=getattr(args, "include_requeued", False),
-    )
-    if args.dlq_command == "list":
-        with system_tx(db) as conn:
-            rows = store.list_dead_letters(conn, selector, limit=args.limit)
-        lines = [
-            f"{d.id:>6}  {d.created_at:%Y-%m-%d %H:%M:%S}  {d.actor:<18} {d.error_class:<24} "
-            f"x{d.attempts}  {d.error_message[:60]}"
-            for d in rows
-        ]
-        out.emit([_dl_json(d) for d in rows], "\n".join(lines) or "no dead letters")
-    elif args.dlq_command == "show":
-        with system_tx(db) as conn:
-            d = store.get_dead_letter(conn, args.dead_letter_id)
-        if d is None:
-            raise CliError(f"no dead letter {args.dead_letter_id}")
-        data = _dl_json(d) | {"payload": json.loads(d.payload_json), "traceback": d.traceback}
-        human = "\n".join(f"{k}: {v}" for k, v in data.items())
-        out.emit(data, human)
-    else:
-        _require_selector(args, selector)
-        if args.dlq_command == "requeue":
-            from actors.dead_letters import requeue
-
-            done = requeue(db, _broker(settings), selector)
-            out.emit({"requeued": [d.id for d in done]}, f"requeued {len(done)} dead letter(s)")
-        else:
-            with system_tx(db) as conn:
-                count = store.purge_dead_letters(conn, selector)
-            out.emit({"purged": count}, f"purged {count} dead letter(s)")
-
-
-def _require_selector(args: argparse.Namespace, f: Any) -> None:
-    if not (
-        args.all or f.ids or f.actor or f.error_class or f.tenant_id or f.older_than or f.newer_than
-    ):
-        raise CliError("say which dead letters: --id, a filter, or --all")
-
-
-def _dl_json(d: Any) -> dict[str, object]:
-    return {
-        "id": d.id,
-        "tenant_id": d.tenant_id,
-        "actor": d.actor,
-        "queue": d.queue,
-        "error_class": d.error_class,
-        "error_message": d.error_message,
-        "attempts": d.attempts,
-        "created_at": d.created_at,
-        "requeued_at": d.requeued_at,
-        "requeue_count": d.requeue_count,
-    }
-
-
 def cmd_sandbox(args: argparse.Namespace, settings: Settings, out: Output) -> None:
     from adapters.sandbox import Sandbox, run_sandbox
 
@@ -485,30 +419,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("demo", cmd_demo, "drive signed sample traffic through a running engine")
     p.add_argument("--contacts", type=positive_int, default=6)
 
-    dlq = sub.add_parser("dlq", help="dead letters").add_subparsers(
-        dest="dlq_command", required=True
-    )
-    for name, help in (
-        ("list", "list dead letters"),
-        ("requeue", "requeue dead letters"),
-        ("purge", "delete dead letters"),
-    ):
-        p = add(name, cmd_dlq, help, dlq)
-        p.add_argument("--actor")
-        p.add_argument("--error-class")
-        p.add_argument("--tenant", type=positive_int)
-        p.add_argument("--older-than", type=duration)
-        p.add_argument("--newer-than", type=duration)
-        if name == "list":
-            p.add_argument("--limit", type=positive_int, default=50)
-            p.add_argument("--include-requeued", action="store_true")
-        else:
-            p.add_argument("--id", type=positive_int, action="append")
-            p.add_argument("--all", action="store_true")
-    p = add("show", cmd_dlq, "show one dead letter", dlq)
-    p.add_argument("dead_letter_id", type=positive_int)
-    for q in ("actor", "error_class", "tenant", "older_than", "newer_than"):
-        p.set_defaults(**{q: None})
+    from api.cli_ops import add_ops_commands
+
+    add_ops_commands(sub, add)
 
     from api.cli_campaigns import add_campaign_commands
 

@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     JWT_SECRET: str = Field(default="", min_length=0)
     JWT_ACCESS_TTL_S: int = Field(default=900, ge=30, le=86_400)
     JWT_REFRESH_TTL_S: int = Field(default=30 * 86_400, ge=300, le=365 * 86_400)
+    # Bearer token for /ops/... and the ops console, besides super users; unset: super only.
+    OPS_TOKEN: str | None = Field(
+        default=None, min_length=24, max_length=256, pattern=r"^\S+$", repr=False
+    )
     # Failed sign-ins counted per account (by e-mail, known or not) and per client IP over a
     # fixed window; past either limit login answers 429 until the window ends.
     LOGIN_MAX_FAILURES_PER_ACCOUNT: int = Field(default=10, ge=1, le=10_000)
@@ -162,6 +166,11 @@ class Settings(BaseSettings):
     @field_validator("S3_SECRET_ACCESS_KEY")
     @classmethod
     def _empty_secret_is_unset(cls, value: str | None) -> str | None:
+        return value or None
+
+    @field_validator("OPS_TOKEN", mode="before")
+    @classmethod
+    def _empty_ops_token_is_unset(cls, value: object) -> object:
         return value or None
 
     @field_validator("MEDIA_ALLOWED_TYPES", mode="before")

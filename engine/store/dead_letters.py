@@ -40,15 +40,36 @@ class DeadLetter(Frozen):
 
 
 class DeadLetterFilter(Frozen):
-    """Which dead letters an operator means. Empty matches every live (not requeued) one."""
+    """Which dead letters an operator means. Empty matches every live (not requeued) one.
+
+    The API, the console and the CLI all select through this one model.
+    """
 
     ids: tuple[int, ...] = ()
+    queue: str | None = None
     actor: str | None = None
     error_class: str | None = None
     tenant_id: int | None = None
     older_than: timedelta | None = None
     newer_than: timedelta | None = None
+    since: datetime | None = None
+    until: datetime | None = None
     include_requeued: bool = False
+
+    @property
+    def is_empty(self) -> bool:
+        """True when nothing narrows the selection: acting on it means every dead letter."""
+        return not (
+            self.ids
+            or self.queue
+            or self.actor
+            or self.error_class
+            or self.tenant_id is not None
+            or self.older_than is not None
+            or self.newer_than is not None
+            or self.since is not None
+            or self.until is not None
+        )
 
 
 _COLUMNS = (
@@ -63,6 +84,9 @@ def _where(f: DeadLetterFilter) -> tuple[str, dict[str, object]]:
     if f.ids:
         clauses.append("id = ANY(:ids)")
         params["ids"] = list(f.ids)
+    if f.queue:
+        clauses.append("queue = :queue")
+        params["queue"] = f.queue
     if f.actor:
         clauses.append("actor = :actor")
         params["actor"] = f.actor
@@ -78,6 +102,12 @@ def _where(f: DeadLetterFilter) -> tuple[str, dict[str, object]]:
     if f.newer_than is not None:
         clauses.append("created_at >= now() - :newer_than")
         params["newer_than"] = f.newer_than
+    if f.since is not None:
+        clauses.append("created_at >= :since")
+        params["since"] = f.since
+    if f.until is not None:
+        clauses.append("created_at < :until")
+        params["until"] = f.until
     if not f.include_requeued:
         clauses.append("requeued_at IS NULL")
     return " AND ".join(clauses), params
@@ -109,14 +139,29 @@ def insert_dead_letters(conn: Connection, dls: Sequence[NewDeadLetter]) -> None:
 
 
 def list_dead_letters(
-    conn: Connection, f: DeadLetterFilter, *, limit: int = 100
+    conn: Connection, f: DeadLetterFilter, *, limit: int = 100, before_id: int | None = None
 ) -> list[DeadLetter]:
+    """Newest first; `before_id` continues a page (keyset pagination on id)."""
     where, params = _where(f)
+    if before_id is not None:
+        where += " AND id < :before_id"
+        params["before_id"] = before_id
     rows = conn.execute(
         text(f"SELECT {_COLUMNS} FROM dead_letters WHERE {where} ORDER BY id DESC LIMIT :limit"),  # noqa: S608
         {**params, "limit": limit},
     ).all()
     return [_row(r) for r in rows]
+
+
+def count_live_dead_letters(conn: Connection) -> list[tuple[str, int | None, int]]:
+    """(queue, tenant_id, count) of dead letters not requeued: what an operator must act on."""
+    rows = conn.execute(
+        text(
+            "SELECT queue, tenant_id, count(*) FROM dead_letters WHERE requeued_at IS NULL "
+            "GROUP BY queue, tenant_id ORDER BY queue, tenant_id NULLS FIRST"
+        )
+    ).all()
+    return [(str(q), None if t is None else int(t), int(n)) for q, t, n in rows]
 
 
 def get_dead_letter(conn: Connection, dead_letter_id: int) -> DeadLetter | None:

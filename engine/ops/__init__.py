@@ -1,0 +1,1 @@
+"""Operations read side: broker depths, throughput, workers, dead letters, inbox, scheduler."""

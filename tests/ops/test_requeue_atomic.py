@@ -1,0 +1,94 @@
+"""Requeue is atomic with the dead-letter row: a crash at any step loses nothing, and two
+operators requeueing at once send each message once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dramatiq
+import pytest
+import redis
+from sqlalchemy import Connection, Engine
+
+import actors.dead_letters as requeueing
+from actors.dead_letters import requeue
+from engine.db import system_tx
+from engine.store.dead_letters import DeadLetter, DeadLetterFilter
+from tests.conftest import count
+from tests.support.ops import QUEUE, add_dead_letter
+
+LIVE = "SELECT count(*) FROM dead_letters WHERE requeued_at IS NULL"
+
+
+class Crash(Exception):
+    """The process dies here."""
+
+
+def _queued(redis_url: str, prefix: str) -> int:
+    return int(redis.Redis.from_url(redis_url).hlen(f"{prefix}:{QUEUE}.msgs"))
+
+
+def test_enqueue_failing_after_the_row_is_locked_leaves_it_dead_and_sends_nothing(
+    clean_db: Engine,
+    broker: dramatiq.Broker,
+    redis_url: str,
+    queue_prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    dl_id = add_dead_letter(clean_db)
+
+    def broker_down(message: Any, *, delay: int | None = None) -> Any:
+        raise Crash("broker connection lost mid-requeue")
+
+    monkeypatch.setattr(broker, "enqueue", broker_down)
+    with pytest.raises(Crash):
+        requeue(clean_db, broker, DeadLetterFilter(ids=(dl_id,)))
+    assert count(clean_db, LIVE) == 1  # still dead, still requeueable
+    assert _queued(redis_url, queue_prefix) == 0
+
+    monkeypatch.undo()
+    assert [d.id for d in requeue(clean_db, broker, DeadLetterFilter(ids=(dl_id,)))] == [dl_id]
+    assert count(clean_db, LIVE) == 0
+    assert _queued(redis_url, queue_prefix) == 1
+
+
+def test_crash_after_enqueue_before_commit_keeps_the_row_dead_never_loses_the_message(
+    clean_db: Engine,
+    broker: dramatiq.Broker,
+    redis_url: str,
+    queue_prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The guarantee is at-least-once: the message is on the broker and the row still says
+    dead, so an operator can requeue again (the stages are idempotent, a copy is harmless)."""
+    dl_id = add_dead_letter(clean_db)
+    real_chunk = requeueing.requeue_chunk
+
+    def enqueue_then_die(conn: Connection, b: dramatiq.Broker, f: Any) -> list[DeadLetter]:
+        real_chunk(conn, b, f)
+        raise Crash("killed before commit")
+
+    monkeypatch.setattr(requeueing, "requeue_chunk", enqueue_then_die)
+    with pytest.raises(Crash):
+        requeue(clean_db, broker, DeadLetterFilter())
+    assert count(clean_db, LIVE) == 1
+    assert _queued(redis_url, queue_prefix) == 1
+
+    monkeypatch.undo()
+    assert [d.id for d in requeue(clean_db, broker, DeadLetterFilter())] == [dl_id]
+    assert count(clean_db, LIVE) == 0
+
+
+def test_two_requeues_at_once_send_each_dead_letter_once(
+    clean_db: Engine, broker: dramatiq.Broker, redis_url: str, queue_prefix: str
+) -> None:
+    ids = [add_dead_letter(clean_db) for _ in range(3)]
+    with system_tx(clean_db) as first:
+        claimed = requeueing.requeue_chunk(first, broker, DeadLetterFilter(ids=(ids[0], ids[1])))
+        # While the first operator's transaction holds two rows, a second requeues everything.
+        second = requeue(clean_db, broker, DeadLetterFilter())
+    assert [d.id for d in claimed] == ids[:2]
+    assert [d.id for d in second] == [ids[2]]
+    assert _queued(redis_url, queue_prefix) == 3
+    assert count(clean_db, LIVE) == 0
+    assert requeue(clean_db, broker, DeadLetterFilter()) == []
