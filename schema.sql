@@ -676,6 +676,32 @@ END $$;
 INSERT INTO schema_migrations (version) VALUES (4) ON CONFLICT (version) DO NOTHING;
 
 -- Version 5: routing: business hours, distribution, ticket lifecycle, SLA -------------
+-- Round-robin fairness: the member of a queue assigned longest ago goes next.
+ALTER TABLE user_queues ADD COLUMN IF NOT EXISTS last_assigned_at timestamptz;
+-- An agent's load (live tickets assigned to them) and the tickets waiting for an agent.
+CREATE INDEX IF NOT EXISTS tickets_agent_load_idx ON tickets (tenant_id, user_id)
+    WHERE status IN ('pending', 'open') AND user_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS tickets_waiting_idx ON tickets (tenant_id, queue_id, created_at)
+    WHERE status = 'pending' AND user_id IS NULL;
+CREATE INDEX IF NOT EXISTS tickets_inactive_idx ON tickets (tenant_id, last_message_at)
+    WHERE status IN ('pending', 'open');
+CREATE INDEX IF NOT EXISTS sla_events_tenant_idx ON sla_events (tenant_id, breached_at DESC, id);
+CREATE INDEX IF NOT EXISTS sla_events_ticket_idx ON sla_events (ticket_id, kind);
+ALTER TABLE sla_policies ADD COLUMN IF NOT EXISTS created_at timestamptz NOT NULL DEFAULT now();
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'sla_policies_has_target'
+                   AND conrelid = 'sla_policies'::regclass) THEN
+        ALTER TABLE sla_policies ADD CONSTRAINT sla_policies_has_target CHECK (
+            first_response_s IS NOT NULL OR next_response_s IS NOT NULL
+            OR resolution_s IS NOT NULL);
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'sla_policies_one_subject'
+                   AND conrelid = 'sla_policies'::regclass) THEN
+        ALTER TABLE sla_policies ADD CONSTRAINT sla_policies_one_subject
+            CHECK (queue_id IS NULL OR tag_id IS NULL);
+    END IF;
+END $$;
 INSERT INTO schema_migrations (version) VALUES (5) ON CONFLICT (version) DO NOTHING;
 
 -- Version 6: automation: chat flows, auto-replies, auto-tags, templates ---------------

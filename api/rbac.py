@@ -35,6 +35,8 @@ class Permission(StrEnum):
     FAST_REPLIES_MANAGE = "fast_replies.manage"
     INTEGRATIONS_MANAGE = "integrations.manage"  # API clients and outbound webhooks
     STATS_READ = "stats.read"
+    SLA_READ = "sla.read"  # SLA policies and the breaches recorded against them
+    SLA_MANAGE = "sla.manage"  # create, change and delete SLA policies
     CAMPAIGNS_READ = "campaigns.read"  # campaigns, their progress, reports and exports
     CAMPAIGNS_MANAGE = "campaigns.manage"  # create, import lists, start, pause, cancel
     TENANTS_MANAGE = "tenants.manage"  # the platform: create and suspend tenants
@@ -63,6 +65,7 @@ _SUPERVISOR = _AGENT | {
     Permission.TAGS_MANAGE,
     Permission.FAST_REPLIES_MANAGE,
     Permission.STATS_READ,
+    Permission.SLA_READ,
     Permission.CAMPAIGNS_READ,
     Permission.CAMPAIGNS_MANAGE,
 }

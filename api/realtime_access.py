@@ -108,8 +108,10 @@ def _positive_int(value: object) -> int | None:
 class Visibility:
     """The REST ticket list's rules applied to events, with answers cached for a few seconds.
 
-    Supervisors and up see every event of their tenant. Agents see ticket.* and message.*
-    events of tickets visible to them (engine.queries.visibility) and contact.* events (they
+    Supervisors and up see every event of their tenant. Agents see ticket.*, message.* and
+    sla.* events of tickets visible to them (engine.queries.visibility, the ticket list's
+    rule: their queues, their tickets, their wallet, the unqueued and bot-handled ones as the
+    tenant's settings say), the transfer of a ticket away from them, and contact.* events (they
     may read any contact); other topics (campaign progress…) are for supervisors and up.
     An API client goes by its grants: tickets.read_all is everything, tickets.read the
     scope of the admin acting for it, contact.* needs contacts.read.
@@ -128,8 +130,10 @@ class Visibility:
             return True
         if topic.startswith("contact."):
             return self.reads_contacts
-        if not topic.startswith(("ticket.", "message.")) or not isinstance(data, dict):
+        if not topic.startswith(("ticket.", "message.", "sla.")) or not isinstance(data, dict):
             return False
+        if topic == "ticket.updated" and data.get("from_user_id") == self.principal.user_id:
+            return True  # the agent a ticket was just transferred away from hears of it
         ticket_id = _positive_int(data.get("ticket_id"))
         if ticket_id is None:
             message_id = _positive_int(data.get("message_id"))

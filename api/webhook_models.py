@@ -32,6 +32,7 @@ WebhookEvent = Literal[
     "ticket.updated",
     "campaign.progress",
     "contact.updated",
+    "sla.breached",
 ]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import date
 from itertools import pairwise
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -14,6 +15,7 @@ from pydantic import (
     ConfigDict,
     Field,
     JsonValue,
+    Strict,
     StrictBool,
     StrictInt,
     StrictStr,
@@ -61,11 +63,17 @@ class OpenInterval(_Strict):
 class BusinessHours(_Strict):
     """When the tenant is open: per weekday, non-overlapping intervals in `time_zone`.
 
-    A weekday left out (or with no intervals) is closed all day.
+    A weekday left out (or with no intervals) is closed all day; one interval 00:00-24:00 is
+    open all day; at most two intervals a day. Holidays (local dates) are closed all day.
     """
 
     time_zone: TimeZone
-    week: dict[Weekday, Annotated[list[OpenInterval], Field(max_length=6)]]
+    week: dict[Weekday, Annotated[list[OpenInterval], Field(max_length=2)]]
+    # Not strict: dates arrive as "YYYY-MM-DD" text from JSON bodies and stored settings.
+    # Left out of the output when empty, so hours saved without holidays read back unchanged.
+    holidays: list[Annotated[date, Strict(False)]] = Field(
+        default_factory=list, max_length=366, exclude_if=lambda days: not days
+    )
 
     @model_validator(mode="after")
     def _no_overlap(self) -> BusinessHours:

@@ -34,6 +34,7 @@ WEBHOOK_EVENTS = (
     "ticket.updated",
     "campaign.progress",
     "contact.updated",
+    "sla.breached",
 )
 # A tenant's slow endpoint must become a retry, never a stuck worker thread.
 WEBHOOK_TIMEOUT = httpx.Timeout(10.0, connect=5.0)

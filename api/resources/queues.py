@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Sequence
+from typing import Annotated, Any
 
 from pydantic import Field
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api.framework import ApiRouter, Call, NoBody, NoQuery, not_found
 from api.rbac import Permission
@@ -25,8 +27,13 @@ from api.resources.common import (
     page_of,
     unknown_ids,
 )
+from api.tickets.common import distribute_now
+from engine.queries.queue_hours import get_queue_hours
 from engine.queries.queues import Distribution, QueueView, get_queue, list_queues
 from engine.queries.user_accounts import get_known_user_ids
+from engine.routing.distribution import distribute_waiting
+from engine.routing.queue_hours import set_queue_hours
+from engine.settings_registry import BusinessHours
 from engine.store.queues import (
     delete_queue,
     insert_queue,
@@ -45,18 +52,59 @@ class QueueListQuery(ListQuery):
     search: Annotated[str, Strip, Field(min_length=1, max_length=100), Clean] | None = None
 
 
+HOURS_HELP = (
+    "Opening hours of this queue (null: the tenant's `business_hours` setting applies): "
+    "`time_zone`, `week` of up to two HH:MM intervals per weekday (00:00-24:00 is all day), "
+    "`holidays` as YYYY-MM-DD."
+)
+DISTRIBUTION_HELP = (
+    "none: pending for anyone in the queue; round_robin; least_loaded (fewest live tickets). "
+    "Only online members below their max_open_tickets receive tickets."
+)
+
+
 class QueueIn(Frozen):
     name: Name
     color: Color | None = None
     greeting: Greeting | None = None
-    distribution: Distribution = "none"
+    distribution: Distribution = Field(default="none", description=DISTRIBUTION_HELP)
+    business_hours: BusinessHours | None = Field(default=None, description=HOURS_HELP)
 
 
 class QueuePatch(Frozen):
     name: Annotated[Name | None, NotNull] = None
     color: Color | None = None
     greeting: Greeting | None = None
-    distribution: Annotated[Distribution | None, NotNull] = None
+    distribution: Annotated[Distribution | None, NotNull] = Field(
+        default=None, description=DISTRIBUTION_HELP
+    )
+    business_hours: BusinessHours | None = Field(default=None, description=HOURS_HELP)
+
+
+class QueueOut(QueueView):
+    business_hours: BusinessHours | None = None
+
+
+async def _with_hours(
+    conn: AsyncConnection, tenant_id: int, queues: Sequence[QueueView]
+) -> list[QueueOut]:
+    hours = await get_queue_hours(conn, tenant_id, [q.id for q in queues])
+    return [
+        QueueOut.model_validate({**q.model_dump(), "business_hours": hours.get(q.id)})
+        for q in queues
+    ]
+
+
+async def _queue_out(conn: AsyncConnection, tenant_id: int, queue_id: int) -> QueueOut:
+    queue = found(await get_queue(conn, tenant_id, queue_id), "Queue")
+    return (await _with_hours(conn, tenant_id, [queue]))[0]
+
+
+async def _fill(call: Call[Any, Any], queue_id: int) -> None:
+    """Tickets waiting in the queue go to its members now that it distributes or has more."""
+    await distribute_now(
+        call, lambda c: distribute_waiting(c, tenant_id=call.tenant_id, queue_id=queue_id)
+    )
 
 
 class QueueMembersIn(Frozen):
@@ -67,37 +115,37 @@ class QueueMembersIn(Frozen):
     "/api/v1/queues",
     Permission.QUEUES_READ,
     query=QueueListQuery,
-    response=Page[QueueView],
+    response=Page[QueueOut],
     summary="List queues",
 )
-async def list_queues_endpoint(call: Call[NoBody, QueueListQuery]) -> Page[QueueView]:
+async def list_queues_endpoint(call: Call[NoBody, QueueListQuery]) -> Page[QueueOut]:
     """The tenant's queues by id, each with its members; `search` matches part of the name."""
     q = call.query
     async with call.tx() as conn:
         rows = await list_queues(
             conn, call.tenant_id, search=q.search, after_id=q.cursor or 0, limit=q.limit + 1
         )
-    return page_of(Page[QueueView], rows, q.limit)
+        queues = await _with_hours(conn, call.tenant_id, rows)
+    return page_of(Page[QueueOut], queues, q.limit)
 
 
-@router.get(
-    "/api/v1/queues/{id}", Permission.QUEUES_READ, response=QueueView, summary="Get a queue"
-)
-async def get_queue_endpoint(call: Call[NoBody, NoQuery]) -> QueueView:
+@router.get("/api/v1/queues/{id}", Permission.QUEUES_READ, response=QueueOut, summary="Get a queue")
+async def get_queue_endpoint(call: Call[NoBody, NoQuery]) -> QueueOut:
     async with call.tx() as conn:
-        return found(await get_queue(conn, call.tenant_id, call.id()), "Queue")
+        return await _queue_out(conn, call.tenant_id, call.id())
 
 
 @router.post(
     "/api/v1/queues",
     Permission.QUEUES_MANAGE,
     body=QueueIn,
-    response=QueueView,
+    response=QueueOut,
     status=201,
     summary="Create a queue",
 )
-async def create_queue(call: Call[QueueIn, NoQuery]) -> QueueView:
-    """409 when the tenant already has a queue of that name."""
+async def create_queue(call: Call[QueueIn, NoQuery]) -> QueueOut:
+    """409 when the tenant already has a queue of that name; 422 naming the field of invalid
+    `business_hours` (unknown time zone, more than two intervals a day, overlaps)."""
     b = call.body
     try:
         async with call.tx() as conn:
@@ -111,7 +159,14 @@ async def create_queue(call: Call[QueueIn, NoQuery]) -> QueueView:
                     distribution=b.distribution,
                 )
             )
-            return found(await get_queue(conn, call.tenant_id, queue_id), "Queue")
+            if b.business_hours is not None:
+                hours = b.business_hours
+                await conn.run_sync(
+                    lambda c: set_queue_hours(
+                        c, tenant_id=call.tenant_id, queue_id=queue_id, hours=hours
+                    )
+                )
+            return await _queue_out(conn, call.tenant_id, queue_id)
     except IntegrityError as exc:
         raise conflict_on(exc, _TAKEN) from None
 
@@ -120,12 +175,18 @@ async def create_queue(call: Call[QueueIn, NoQuery]) -> QueueView:
     "/api/v1/queues/{id}",
     Permission.QUEUES_MANAGE,
     body=QueuePatch,
-    response=QueueView,
+    response=QueueOut,
     summary="Change a queue",
 )
-async def update_queue_endpoint(call: Call[QueuePatch, NoQuery]) -> QueueView:
-    """Only the fields sent change; `color` or `greeting` null clears it."""
+async def update_queue_endpoint(call: Call[QueuePatch, NoQuery]) -> QueueOut:
+    """Only the fields sent change; `color`, `greeting` or `business_hours` null clears it.
+
+    A new `distribution` policy hands out the tickets already waiting in the queue.
+    """
     changes = changes_of(call.body)
+    new_hours = "business_hours" in changes
+    changes.pop("business_hours", None)
+    hours = call.body.business_hours
     try:
         async with call.tx() as conn:
             updated = await conn.run_sync(
@@ -135,20 +196,32 @@ async def update_queue_endpoint(call: Call[QueuePatch, NoQuery]) -> QueueView:
             )
             if not updated:
                 raise not_found("Queue")
-            return found(await get_queue(conn, call.tenant_id, call.id()), "Queue")
+            if new_hours:
+                await conn.run_sync(
+                    lambda c: set_queue_hours(
+                        c, tenant_id=call.tenant_id, queue_id=call.id(), hours=hours
+                    )
+                )
+            queue = await _queue_out(conn, call.tenant_id, call.id())
     except IntegrityError as exc:
         raise conflict_on(exc, _TAKEN) from None
+    if "distribution" in changes:
+        await _fill(call, call.id())
+    return queue
 
 
 @router.put(
     "/api/v1/queues/{id}/members",
     Permission.QUEUES_MANAGE,
     body=QueueMembersIn,
-    response=QueueView,
+    response=QueueOut,
     summary="Set a queue's members",
 )
-async def set_queue_members(call: Call[QueueMembersIn, NoQuery]) -> QueueView:
-    """Replaces the whole membership; 422 naming each id that is not a user of this tenant."""
+async def set_queue_members(call: Call[QueueMembersIn, NoQuery]) -> QueueOut:
+    """Replaces the whole membership; 422 naming each id that is not a user of this tenant.
+
+    New members who are online and have capacity receive the tickets waiting in the queue.
+    """
     user_ids = call.body.user_ids
     async with call.tx() as conn:
         if not await conn.run_sync(
@@ -164,7 +237,9 @@ async def set_queue_members(call: Call[QueueMembersIn, NoQuery]) -> QueueView:
                 c, tenant_id=call.tenant_id, queue_id=call.id(), user_ids=user_ids
             )
         )
-        return found(await get_queue(conn, call.tenant_id, call.id()), "Queue")
+        queue = await _queue_out(conn, call.tenant_id, call.id())
+    await _fill(call, call.id())
+    return queue
 
 
 @router.delete(

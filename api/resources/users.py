@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, StrictBool
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
@@ -26,7 +26,9 @@ from api.resources.common import (
     found,
     page_of,
 )
+from api.tickets.common import distribute_now
 from engine.queries.user_accounts import UserView, get_user, list_users
+from engine.routing.distribution import distribute_freed
 from engine.security import BCRYPT_MAX_BYTES, Role, hash_password
 from engine.store.auth import end_sessions
 from engine.store.tenants import insert_user
@@ -149,7 +151,8 @@ async def create_user(call: Call[UserIn, NoQuery]) -> UserView:
     summary="Change a user",
 )
 async def update_user_endpoint(call: Call[UserPatch, NoQuery]) -> UserView:
-    """A role change ends the user's sessions (their tokens carry the old role).
+    """A role change ends the user's sessions (their tokens carry the old role). Going online
+    or a new `max_open_tickets` hands them tickets waiting in their queues.
 
     409 when it would leave the tenant without an admin; 403 when it grants or touches `super`
     and the caller is not super.
@@ -173,7 +176,43 @@ async def update_user_endpoint(call: Call[UserPatch, NoQuery]) -> UserView:
         await conn.run_sync(
             lambda c: update_user(c, tenant_id=call.tenant_id, user_id=call.id(), changes=changes)
         )
-        return found(await get_user(conn, call.tenant_id, call.id()), "User")
+        user = found(await get_user(conn, call.tenant_id, call.id()), "User")
+    if call.body.online or "max_open_tickets" in changes:
+        await _fill_capacity(call, call.id())
+    return user
+
+
+class PresenceIn(Frozen):
+    online: StrictBool = Field(description="false: no new tickets are distributed to you.")
+
+
+@router.put(
+    "/api/v1/me/presence",
+    Permission.SELF,
+    body=PresenceIn,
+    response=UserView,
+    summary="Go online or offline",
+)
+async def set_presence(call: Call[PresenceIn, NoQuery]) -> UserView:
+    """Only online agents receive tickets from their queues' distribution. Going online hands
+    you tickets waiting in your queues, up to your capacity."""
+    user_id, online = call.principal.user_id, call.body.online
+    async with call.tx() as conn:
+        await conn.run_sync(
+            lambda c: update_user(
+                c, tenant_id=call.tenant_id, user_id=user_id, changes={"online": online}
+            )
+        )
+        user = found(await get_user(conn, call.tenant_id, user_id), "User")
+    if online:
+        await _fill_capacity(call, user_id)
+    return user
+
+
+async def _fill_capacity(call: Call[Any, Any], user_id: int) -> None:
+    await distribute_now(
+        call, lambda c: distribute_freed(c, tenant_id=call.tenant_id, user_id=user_id)
+    )
 
 
 @router.delete("/api/v1/users/{id}", Permission.USERS_MANAGE, status=204, summary="Delete a user")

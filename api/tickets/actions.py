@@ -15,6 +15,7 @@ from api.resources.common import Clean
 from api.tickets.common import after_commit, invalid_field, router, visible_ticket
 from engine.errors import NotFoundError
 from engine.queries.tickets import TicketView, get_ticket
+from engine.routing.lifecycle import get_farewell
 from engine.store.ticket_actions import (
     ActionResult,
     TicketTransitionError,
@@ -167,21 +168,23 @@ async def transfer_ticket(call: Call[TransferIn, NoQuery]) -> TicketView:
 async def close_ticket(call: Call[CloseIn, NoQuery]) -> TicketView:
     """pending/open → closed. 409 for a ticket already closed.
 
-    A `farewell_message` is recorded as an outgoing message (pending) in the same
-    transaction and sent by a worker afterwards, like any reply.
+    A `farewell_message` (else the tenant's `farewell_messages` setting for the channel) is
+    recorded as an outgoing message (pending) in the same transaction and sent by a worker
+    afterwards, like any reply. Closing frees the agent's capacity for waiting tickets.
     """
     farewell = call.body.farewell_message
 
     def close(conn: Connection) -> _Acted:
         tenant_id, user_id = call.tenant_id, call.principal.user_id
         closed = mark_ticket_closed(conn, tenant_id=tenant_id, ticket_id=call.id(), user_id=user_id)
-        if farewell is None:
+        message = farewell or get_farewell(conn, tenant_id=tenant_id, ticket_id=call.id())
+        if message is None:
             return _acted(closed)
         sent = record_send(
             conn,
             tenant_id=tenant_id,
             ticket_id=call.id(),
-            request=SendRequest(body=farewell),
+            request=SendRequest(body=message),
             user_id=user_id,
             event_data={"farewell": True},
         )

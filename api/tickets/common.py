@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from actors.deliver import publish_outbox
@@ -14,6 +15,7 @@ from api.errors import ApiError, ErrorDetail
 from api.framework import ApiRouter, Call, not_found
 from api.rbac import Permission, may
 from engine.queries.tickets import TicketView, TicketViewer, get_ticket, get_ticket_viewer
+from engine.routing.distribution import Assignment
 
 router = ApiRouter("tickets")
 
@@ -63,3 +65,13 @@ async def after_commit(*, sends: Sequence[int] = (), outbox_ids: Sequence[int] =
         await asyncio.to_thread(send_message.send, message_id)
     if outbox_ids:
         await asyncio.to_thread(publish_outbox.send, list(outbox_ids))
+
+
+async def distribute_now(
+    call: Call[Any, Any], work: Callable[[Connection], list[Assignment]]
+) -> None:
+    """Hand waiting tickets out after a change that gave agents capacity, in a transaction of
+    its own (the change is committed first), and announce the assignments."""
+    async with call.tx() as conn:
+        done = await conn.run_sync(work)
+    await after_commit(outbox_ids=[a.outbox_id for a in done])

@@ -1,4 +1,7 @@
-"""Which tickets a user may see: supervisors and up all of them, agents only their scope."""
+"""Which tickets a user may see: supervisors and up all of them, agents only their scope.
+
+The rule itself lives in engine.queries.tickets (TicketViewer), shared with the ticket list.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ from typing import Protocol
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from engine.queries.tickets.listing import get_ticket_viewer, ticket_in_view
 from engine.security import Role
 
 SEES_ALL: frozenset[Role] = frozenset({"super", "admin", "supervisor"})
@@ -25,28 +29,6 @@ class Viewer(Protocol):
     def role(self) -> Role: ...
 
 
-_EXISTS = text("SELECT EXISTS (SELECT 1 FROM tickets WHERE tenant_id = :t AND id = :ticket_id)")
-
-# An agent sees a ticket of a queue they belong to, one assigned to them, one of a contact in
-# their wallet, or a pending one no queue has claimed yet (someone must pick it up).
-_AGENT_SEES = text(
-    """
-    SELECT EXISTS (
-        SELECT 1 FROM tickets t
-        WHERE t.tenant_id = :t AND t.id = :ticket_id AND (
-            t.user_id = :user_id
-            OR (t.status = 'pending' AND t.queue_id IS NULL)
-            OR EXISTS (SELECT 1 FROM user_queues uq
-                       WHERE uq.tenant_id = :t AND uq.user_id = :user_id
-                         AND uq.queue_id = t.queue_id)
-            OR EXISTS (SELECT 1 FROM wallets w
-                       WHERE w.tenant_id = :t AND w.user_id = :user_id
-                         AND w.contact_id = t.contact_id)
-        )
-    )
-    """
-)
-
 _MESSAGE_TICKET = text("SELECT ticket_id FROM messages WHERE tenant_id = :t AND id = :message_id")
 
 
@@ -55,9 +37,10 @@ async def ticket_visible_to(conn: AsyncConnection, viewer: Viewer, ticket_id: in
 
     False for a ticket of another tenant or one that does not exist.
     """
-    params = {"t": viewer.tenant_id, "ticket_id": ticket_id, "user_id": viewer.user_id}
-    query = _EXISTS if viewer.role in SEES_ALL else _AGENT_SEES
-    return bool((await conn.execute(query, params)).scalar_one())
+    scope = await get_ticket_viewer(
+        conn, viewer.tenant_id, viewer.user_id, sees_all=viewer.role in SEES_ALL
+    )
+    return await ticket_in_view(conn, viewer.tenant_id, ticket_id, scope)
 
 
 async def ticket_of_message(conn: AsyncConnection, tenant_id: int, message_id: int) -> int | None:

@@ -6,16 +6,28 @@ Every action locks the ticket row, checks the transition against its current sta
 
 from __future__ import annotations
 
-import json
-
-from sqlalchemy import Connection, TextClause, text
+from sqlalchemy import Connection, text
 from sqlalchemy.exc import IntegrityError
 
-from engine.errors import EngineError, NotFoundError
-from engine.events import Frozen
-from engine.store.outbox import insert_outbox
+from engine.errors import EngineError
+from engine.routing.distribution import distribute, distribute_freed
+from engine.store.ticket_log import (
+    TICKET_UPDATED,
+    ActionResult,
+    LockedTicket,
+    lock_ticket,
+    record_ticket_change,
+    update_ticket,
+)
 
-TICKET_UPDATED = "ticket.updated"
+__all__ = [
+    "TICKET_UPDATED",
+    "ActionResult",
+    "LiveTicketExistsError",
+    "LockedTicket",
+    "TicketTransitionError",
+    "lock_ticket",
+]
 
 
 class TicketTransitionError(EngineError):
@@ -30,35 +42,6 @@ class LiveTicketExistsError(TicketTransitionError):
         self.live_ticket_id = live_ticket_id
 
 
-class LockedTicket(Frozen):
-    """A ticket row held FOR UPDATE for the rest of the transaction."""
-
-    id: int
-    status: str
-    channel_id: int
-    contact_id: int
-    queue_id: int | None
-    user_id: int | None
-    unread_count: int
-
-
-class ActionResult(Frozen):
-    ticket_id: int
-    outbox_ids: tuple[int, ...]
-
-
-_LOCK = text(
-    """
-    SELECT id, status, channel_id, contact_id, queue_id, user_id, unread_count
-    FROM tickets WHERE tenant_id = :t AND id = :id FOR UPDATE
-    """
-)
-_EVENT = text(
-    """
-    INSERT INTO ticket_events (tenant_id, ticket_id, type, user_id, data)
-    VALUES (:t, :id, :type, :user_id, CAST(:data AS jsonb))
-    """
-)
 _OTHER_LIVE = text(
     """
     SELECT id FROM tickets
@@ -108,58 +91,12 @@ _READ = text(
 )
 
 
-def lock_ticket(conn: Connection, *, tenant_id: int, ticket_id: int) -> LockedTicket:
-    """Lock the tenant's ticket for this transaction. Raises NotFoundError."""
-    row = conn.execute(_LOCK, {"t": tenant_id, "id": ticket_id}).mappings().one_or_none()
-    if row is None:
-        raise NotFoundError(f"no ticket {ticket_id}")
-    return LockedTicket.model_validate(dict(row))
-
-
-def _update(conn: Connection, statement: TextClause, **params: object) -> LockedTicket:
-    row = conn.execute(statement, params).mappings().one()
-    return LockedTicket.model_validate(dict(row))
-
-
-def _announce(
-    conn: Connection,
-    *,
-    tenant_id: int,
-    ticket: LockedTicket,
-    action: str,
-    user_id: int,
-    data: dict[str, object] | None = None,
-) -> ActionResult:
-    """The audit row and the `ticket.updated` outbox event for one action."""
-    state: dict[str, object] = {
-        "status": ticket.status,
-        "queue_id": ticket.queue_id,
-        "user_id": ticket.user_id,
-    }
-    conn.execute(
-        _EVENT,
-        {
-            "t": tenant_id,
-            "id": ticket.id,
-            "type": action,
-            "user_id": user_id,
-            "data": json.dumps({**state, **(data or {})}),
-        },
-    )
-    outbox_id = insert_outbox(
-        conn,
-        tenant_id=tenant_id,
-        topic=TICKET_UPDATED,
-        payload={"ticket_id": ticket.id, "action": action, **state},
-    )
-    return ActionResult(ticket_id=ticket.id, outbox_ids=(outbox_id,))
-
-
 def mark_ticket_accepted(
     conn: Connection, *, tenant_id: int, ticket_id: int, user_id: int
 ) -> ActionResult:
     """pending → open, assigned to `user_id`, accepted_at now; first_response_at untouched.
 
+    Accepting a ticket the distribution gave someone else frees their capacity.
     Raises NotFoundError, TicketTransitionError.
     """
     ticket = lock_ticket(conn, tenant_id=tenant_id, ticket_id=ticket_id)
@@ -167,14 +104,17 @@ def mark_ticket_accepted(
         raise TicketTransitionError(
             f"Ticket {ticket_id} is {ticket.status}; only a pending ticket can be accepted."
         )
-    updated = _update(
+    updated = update_ticket(
         conn,
         _ACCEPT,
         t=tenant_id,
         id=ticket_id,
         user_id=user_id,
     )
-    return _announce(conn, tenant_id=tenant_id, ticket=updated, action="accepted", user_id=user_id)
+    result = record_ticket_change(
+        conn, tenant_id=tenant_id, ticket=updated, action="accepted", user_id=user_id
+    )
+    return _with_freed(conn, result, tenant_id=tenant_id, before=ticket, after=updated)
 
 
 def mark_ticket_transferred(
@@ -189,7 +129,9 @@ def mark_ticket_transferred(
     """Hand a live ticket to a queue and/or an agent.
 
     To an agent: assigned to them and `open`. To a queue alone: unassigned and back to
-    `pending`, so the queue's agents can accept it. The caller checks that the targets exist.
+    `pending`, then distributed by the queue's policy (or left for its agents to accept). The
+    previous agent's freed capacity goes to waiting tickets. The caller checks that the
+    targets exist. The event names the previous queue and agent, so both sides hear of it.
     Raises NotFoundError, TicketTransitionError.
     """
     ticket = lock_ticket(conn, tenant_id=tenant_id, ticket_id=ticket_id)
@@ -199,7 +141,7 @@ def mark_ticket_transferred(
         )
     queue_id = ticket.queue_id if to_queue_id is None else to_queue_id
     status = "pending" if to_user_id is None else "open"
-    updated = _update(
+    updated = update_ticket(
         conn,
         _TRANSFER,
         t=tenant_id,
@@ -209,20 +151,58 @@ def mark_ticket_transferred(
         to_user_id=to_user_id,
     )
     data: dict[str, object] = {"from_queue_id": ticket.queue_id, "from_user_id": ticket.user_id}
-    return _announce(
+    result = record_ticket_change(
         conn, tenant_id=tenant_id, ticket=updated, action="transferred", user_id=user_id, data=data
     )
+    if to_user_id is None:
+        assigned = distribute(conn, tenant_id=tenant_id, ticket_id=ticket_id)
+        if assigned is not None:
+            result = _plus(result, [assigned.outbox_id])
+    return _with_freed(conn, result, tenant_id=tenant_id, before=ticket, after=updated)
 
 
 def mark_ticket_closed(
-    conn: Connection, *, tenant_id: int, ticket_id: int, user_id: int
+    conn: Connection,
+    *,
+    tenant_id: int,
+    ticket_id: int,
+    user_id: int | None,
+    action: str = "closed",
+    data: dict[str, object] | None = None,
 ) -> ActionResult:
-    """pending/open → closed, closed_at now. Raises NotFoundError, TicketTransitionError."""
+    """pending/open → closed, closed_at now; the agent's freed capacity goes to waiting tickets.
+
+    `user_id` None and `action` "auto_closed" when the engine closes it.
+    Raises NotFoundError, TicketTransitionError.
+    """
     ticket = lock_ticket(conn, tenant_id=tenant_id, ticket_id=ticket_id)
     if ticket.status == "closed":
         raise TicketTransitionError(f"Ticket {ticket_id} is already closed.")
-    updated = _update(conn, _CLOSE, t=tenant_id, id=ticket_id)
-    return _announce(conn, tenant_id=tenant_id, ticket=updated, action="closed", user_id=user_id)
+    updated = update_ticket(conn, _CLOSE, t=tenant_id, id=ticket_id)
+    result = record_ticket_change(
+        conn, tenant_id=tenant_id, ticket=updated, action=action, user_id=user_id, data=data
+    )
+    return _with_freed(conn, result, tenant_id=tenant_id, before=ticket, after=updated)
+
+
+def _plus(result: ActionResult, outbox_ids: list[int]) -> ActionResult:
+    return ActionResult(ticket_id=result.ticket_id, outbox_ids=(*result.outbox_ids, *outbox_ids))
+
+
+def _with_freed(
+    conn: Connection,
+    result: ActionResult,
+    *,
+    tenant_id: int,
+    before: LockedTicket,
+    after: LockedTicket,
+) -> ActionResult:
+    """Give waiting tickets to the agent who no longer carries this one."""
+    still_carried = after.user_id == before.user_id and after.status != "closed"
+    if before.user_id is None or still_carried:
+        return result
+    freed = distribute_freed(conn, tenant_id=tenant_id, user_id=before.user_id)
+    return _plus(result, [a.outbox_id for a in freed])
 
 
 def mark_ticket_reopened(
@@ -242,7 +222,7 @@ def mark_ticket_reopened(
     try:
         # A savepoint, so losing the race to a new inbound ticket leaves the transaction usable.
         with conn.begin_nested():
-            updated = _update(
+            updated = update_ticket(
                 conn,
                 _REOPEN,
                 t=tenant_id,
@@ -252,7 +232,9 @@ def mark_ticket_reopened(
     except IntegrityError:
         _raise_if_live(conn, tenant_id=tenant_id, ticket=ticket)
         raise
-    return _announce(conn, tenant_id=tenant_id, ticket=updated, action="reopened", user_id=user_id)
+    return record_ticket_change(
+        conn, tenant_id=tenant_id, ticket=updated, action="reopened", user_id=user_id
+    )
 
 
 def _raise_if_live(conn: Connection, *, tenant_id: int, ticket: LockedTicket) -> None:
@@ -281,9 +263,9 @@ def mark_ticket_read(
     ticket = lock_ticket(conn, tenant_id=tenant_id, ticket_id=ticket_id)
     if ticket.unread_count == 0:
         return ActionResult(ticket_id=ticket_id, outbox_ids=())
-    updated = _update(conn, _READ, t=tenant_id, id=ticket_id)
+    updated = update_ticket(conn, _READ, t=tenant_id, id=ticket_id)
     data: dict[str, object] = {"unread_count_was": ticket.unread_count}
-    return _announce(
+    return record_ticket_change(
         conn, tenant_id=tenant_id, ticket=updated, action="read", user_id=user_id, data=data
     )
 

@@ -9,6 +9,7 @@ from engine.queries.tickets.listing import (
     get_ticket,
     get_ticket_viewer,
     list_tickets,
+    ticket_in_view,
 )
 from engine.queries.tickets.messages import get_message, get_message_ticket_id, list_messages
 from engine.queries.tickets.views import (
@@ -60,4 +61,5 @@ __all__ = [
     "get_ticket_viewer",
     "list_messages",
     "list_tickets",
+    "ticket_in_view",
 ]

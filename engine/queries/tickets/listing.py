@@ -22,6 +22,8 @@ from engine.settings_registry import REGISTRY, effective
 
 AGENTS_SEE_UNQUEUED_KEY = "agents_see_unqueued"
 AGENTS_SEE_UNQUEUED_DEFAULT: bool = REGISTRY[AGENTS_SEE_UNQUEUED_KEY].default
+HIDE_BOT_TICKETS_KEY = "hide_bot_tickets_from_agents"
+HIDE_BOT_TICKETS_DEFAULT: bool = REGISTRY[HIDE_BOT_TICKETS_KEY].default
 # Fewer digits than this match almost every phone number, so they only search names.
 MIN_PHONE_DIGITS = 3
 
@@ -31,7 +33,9 @@ class TicketViewer(BaseModel):
 
     Agents (`sees_all` False) see tickets of their queues, tickets assigned to them and
     tickets of contacts in their wallet, plus, when `sees_unqueued`, pending tickets no queue
-    has taken yet (the waiting room every agent may pick from).
+    has taken yet (the waiting room every agent may pick from). With `hides_bot_tickets`,
+    none of those a chat-flow bot is still handling. This is the one rule for the ticket
+    list, the ticket detail and realtime events.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -39,6 +43,7 @@ class TicketViewer(BaseModel):
     user_id: int
     sees_all: bool
     sees_unqueued: bool = AGENTS_SEE_UNQUEUED_DEFAULT
+    hides_bot_tickets: bool = HIDE_BOT_TICKETS_DEFAULT
 
 
 class TicketFilters(BaseModel):
@@ -77,6 +82,7 @@ _VISIBLE = """
                     WHERE w.tenant_id = :tenant_id AND w.contact_id = t.contact_id
                       AND w.user_id = :viewer_id)
          OR (:sees_unqueued AND t.status = 'pending' AND t.queue_id IS NULL))
+    AND NOT (:hides_bot_tickets AND t.chat_flow_state IS NOT NULL)
 """
 _BY_STATUS = " AND t.status = ANY(:statuses)"
 _BY_QUEUE = " AND t.queue_id = :queue_id"
@@ -102,7 +108,10 @@ _AFTER_DATED = " AND ((t.last_message_at, t.id) < (:c_ts, :c_id) OR t.last_messa
 _AFTER_UNDATED = " AND t.last_message_at IS NULL AND t.id < :c_id"
 _TICKET_ORDER = " ORDER BY t.last_message_at DESC NULLS LAST, t.id DESC LIMIT :limit"
 
-_SETTING = text("SELECT value FROM settings WHERE tenant_id = :tenant_id AND key = :key")
+_TICKET_EXISTS = "SELECT EXISTS (SELECT 1 FROM tickets t WHERE t.tenant_id = :tenant_id"
+_SETTINGS = text(
+    "SELECT key, value FROM settings WHERE tenant_id = :tenant_id AND key = ANY(:keys)"
+)
 
 
 @functools.cache
@@ -155,6 +164,7 @@ def _visibility_sql(viewer: TicketViewer | None, params: dict[str, object]) -> l
         return []
     params["viewer_id"] = viewer.user_id
     params["sees_unqueued"] = viewer.sees_unqueued
+    params["hides_bot_tickets"] = viewer.hides_bot_tickets
     return [_VISIBLE]
 
 
@@ -185,18 +195,33 @@ def _ticket_from_row(row: RowMapping) -> TicketView:
 async def get_ticket_viewer(
     conn: AsyncConnection, tenant_id: int, user_id: int, *, sees_all: bool
 ) -> TicketViewer:
-    """The viewer for this user, reading the tenant's `agents_see_unqueued` setting. Read-only.
+    """The viewer for this user, reading the tenant's visibility settings. Read-only.
 
     Nothing stored, or a stored value that is not a boolean, means the registry's default.
     """
     if sees_all:
         return TicketViewer(user_id=user_id, sees_all=True)
-    params = {"tenant_id": tenant_id, "key": AGENTS_SEE_UNQUEUED_KEY}
-    row = (await conn.execute(_SETTING, params)).one_or_none()
-    sees_unqueued = effective(
-        AGENTS_SEE_UNQUEUED_KEY, None if row is None else row[0], present=row is not None
+    params = {"tenant_id": tenant_id, "keys": [AGENTS_SEE_UNQUEUED_KEY, HIDE_BOT_TICKETS_KEY]}
+    stored = {str(r[0]): r[1] for r in await conn.execute(_SETTINGS, params)}
+    sees_unqueued, hides_bot_tickets = (
+        bool(effective(key, stored.get(key), present=key in stored))
+        for key in (AGENTS_SEE_UNQUEUED_KEY, HIDE_BOT_TICKETS_KEY)
     )
-    return TicketViewer(user_id=user_id, sees_all=False, sees_unqueued=bool(sees_unqueued))
+    return TicketViewer(
+        user_id=user_id,
+        sees_all=False,
+        sees_unqueued=sees_unqueued,
+        hides_bot_tickets=hides_bot_tickets,
+    )
+
+
+async def ticket_in_view(
+    conn: AsyncConnection, tenant_id: int, ticket_id: int, viewer: TicketViewer
+) -> bool:
+    """Whether the tenant's ticket exists and `viewer` may see it. Read-only."""
+    params: dict[str, object] = {"tenant_id": tenant_id, "ticket_id": ticket_id}
+    parts = (_TICKET_EXISTS, *_visibility_sql(viewer, params), " AND t.id = :ticket_id)")
+    return bool((await conn.execute(_sql(parts), params)).scalar_one())
 
 
 async def list_tickets(
