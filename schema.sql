@@ -705,6 +705,40 @@ END $$;
 INSERT INTO schema_migrations (version) VALUES (5) ON CONFLICT (version) DO NOTHING;
 
 -- Version 6: automation: chat flows, auto-replies, auto-tags, templates ---------------
+-- When a waiting bot gives up on the customer and hands the ticket over (scheduler).
+ALTER TABLE tickets ADD COLUMN IF NOT EXISTS bot_timeout_at timestamptz;
+CREATE INDEX IF NOT EXISTS tickets_bot_timeout_idx ON tickets (bot_timeout_at)
+    WHERE bot_timeout_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS auto_replies_tenant_idx ON auto_replies (tenant_id, priority DESC, id);
+CREATE INDEX IF NOT EXISTS ticket_events_type_idx ON ticket_events (ticket_id, type);
+-- Tag a contact whose inbound message matches a keyword or a regular expression.
+CREATE TABLE IF NOT EXISTS auto_tag_rules (
+    id          bigserial PRIMARY KEY,
+    tenant_id   bigint NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+    tag_id      bigint NOT NULL REFERENCES tags(id) ON DELETE CASCADE,
+    channel_id  bigint REFERENCES channels(id) ON DELETE CASCADE,
+    match_kind  text NOT NULL CHECK (match_kind IN ('keyword', 'regex')),
+    pattern     text NOT NULL CHECK (length(pattern) BETWEEN 1 AND 200),
+    enabled     boolean NOT NULL DEFAULT true,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (tenant_id, tag_id, match_kind, pattern)
+);
+CREATE INDEX IF NOT EXISTS auto_tag_rules_tenant_idx ON auto_tag_rules (tenant_id, id);
+DO $$
+BEGIN
+    ALTER TABLE auto_tag_rules ENABLE ROW LEVEL SECURITY;
+    ALTER TABLE auto_tag_rules FORCE ROW LEVEL SECURITY;
+    DROP POLICY IF EXISTS tenant_isolation ON auto_tag_rules;
+    CREATE POLICY tenant_isolation ON auto_tag_rules
+        USING (tenant_id = flowdesk_tenant() OR flowdesk_system())
+        WITH CHECK (tenant_id = flowdesk_tenant() OR flowdesk_system());
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'flowdesk_app') THEN
+        EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA %I TO flowdesk_app',
+                       current_schema());
+        EXECUTE format('GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA %I TO flowdesk_app',
+                       current_schema());
+    END IF;
+END $$;
 INSERT INTO schema_migrations (version) VALUES (6) ON CONFLICT (version) DO NOTHING;
 
 -- Version 7: operations: ops console, metrics, correlation ids ------------------------

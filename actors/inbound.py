@@ -8,6 +8,7 @@ from actors import deps
 from actors.broker import actor
 from actors.deliver import publish_outbox
 from actors.media import download_media
+from actors.outbound import enqueue_sends
 from engine.db import system_tx
 from engine.errors import PermanentError
 from engine.store.inbox import claim_inbox, mark_inbox_dead
@@ -60,6 +61,8 @@ def _hand_off(outcome: inbound.BatchOutcome, reparse: bool) -> None:
         publish_outbox.send(outcome.outbox_ids)
     for message_id, index in outcome.media_downloads:
         download_media.send(message_id, index)
+    if outcome.sends:
+        enqueue_sends(outcome.sends)
     if outcome.deferred_inbox_ids:
         process_inbox.send_with_options(
             args=(outcome.deferred_inbox_ids, reparse), delay=DEFER_DELAY_MS

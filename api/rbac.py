@@ -22,6 +22,7 @@ class Permission(StrEnum):
     CONTACTS_READ = "contacts.read"
     CONTACTS_WRITE = "contacts.write"
     CONTACTS_MERGE = "contacts.merge"
+    CONTACTS_PRIVACY = "contacts.privacy"  # export or erase everything held about a contact
     TAGS_MANAGE = "tags.manage"
     QUEUES_READ = "queues.read"
     QUEUES_MANAGE = "queues.manage"
@@ -33,6 +34,7 @@ class Permission(StrEnum):
     SETTINGS_MANAGE = "settings.manage"
     FAST_REPLIES_READ = "fast_replies.read"
     FAST_REPLIES_MANAGE = "fast_replies.manage"
+    AUTOMATION_MANAGE = "automation.manage"  # chat flows, auto-replies, auto-tag rules
     INTEGRATIONS_MANAGE = "integrations.manage"  # API clients and outbound webhooks
     STATS_READ = "stats.read"
     SLA_READ = "sla.read"  # SLA policies and the breaches recorded against them
@@ -75,6 +77,9 @@ _ADMIN = _SUPERVISOR | {
     Permission.CHANNELS_MANAGE,
     Permission.SETTINGS_MANAGE,
     Permission.INTEGRATIONS_MANAGE,
+    Permission.SLA_MANAGE,
+    Permission.CONTACTS_PRIVACY,
+    Permission.AUTOMATION_MANAGE,
 }
 # The platform operator runs tenants; a super user is also an admin of their own tenant.
 _SUPER = _ADMIN | {Permission.TENANTS_MANAGE}

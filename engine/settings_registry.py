@@ -24,6 +24,8 @@ from pydantic import (
     model_validator,
 )
 
+from engine.automation.templates import validate_template
+
 log = logging.getLogger(__name__)
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -93,6 +95,11 @@ def _clean(value: str) -> str:
 
 Message = Annotated[StrictStr, Field(min_length=1, max_length=4096), AfterValidator(_clean)]
 Hours = Annotated[StrictInt, Field(ge=1, le=24 * 365)]
+# A channel id, or "default" for every channel without one of its own.
+FarewellKey = Annotated[StrictStr, Field(pattern=r"^(default|[1-9][0-9]{0,18})$")]
+# Automated messages: an unknown {{variable}} is refused when the setting is saved.
+TemplateMessage = Annotated[Message, AfterValidator(validate_template)]
+QueueId = Annotated[StrictInt, Field(ge=1, le=9_223_372_036_854_775_807)]
 
 
 @dataclass(frozen=True)
@@ -140,9 +147,16 @@ REGISTRY: dict[str, Setting] = {
         ),
         _setting(
             "out_of_hours_message",
-            Message | None,
+            TemplateMessage | None,
             None,
-            "Sent once per ticket to a customer who writes outside business hours; null: none.",
+            "Sent once per ticket and closed period to a customer who writes outside business "
+            "hours; may use {{variables}}; null: none.",
+        ),
+        _setting(
+            "default_queue_id",
+            QueueId | None,
+            None,
+            "Queue a bot hands a ticket to when its own target queue or user no longer exists.",
         ),
         _setting(
             "signature_on_reply",
@@ -155,6 +169,25 @@ REGISTRY: dict[str, Setting] = {
             BusinessHours | None,
             None,
             "Opening hours per weekday in a time zone; null: always open.",
+        ),
+        _setting(
+            "farewell_messages",
+            dict[FarewellKey, Message],
+            {},
+            "Sent as a ticket closes (by an agent without a farewell of their own, or for "
+            'inactivity), by channel id or "default": {"default": "Thanks!", "12": "Obrigado!"}.',
+        ),
+        _setting(
+            "retention_days",
+            Annotated[StrictInt, Field(ge=1, le=3650)] | None,
+            None,
+            "Messages older than this many days are deleted or anonymised; null: keep forever.",
+        ),
+        _setting(
+            "retention_mode",
+            Literal["delete", "anonymise"],
+            "anonymise",
+            "What retention does to old messages: delete them, or keep them without content.",
         ),
     )
 }

@@ -22,6 +22,7 @@ from api.resources.common import (
     found,
     page_of,
 )
+from engine.automation.templates import validate_template
 from engine.queries.fast_replies import (
     FastReplyView,
     MediaKind,
@@ -45,7 +46,11 @@ def _http_url(value: str) -> str:
 
 # Shortcuts are typed after a "/" in the composer: one word, no spaces.
 Shortcut = Annotated[str, Strip, Field(min_length=1, max_length=50, pattern=r"^\S+$"), Clean]
-Body = Annotated[str, Field(min_length=1, max_length=MAX_BODY_CHARS), Clean]
+# Variables ({{first_name}}, {{protocol}}…) are filled when the agent sends; an unknown one is
+# refused here rather than sent as blank text.
+Body = Annotated[
+    str, Field(min_length=1, max_length=MAX_BODY_CHARS), Clean, AfterValidator(validate_template)
+]
 Url = Annotated[str, Field(max_length=2048), Clean, AfterValidator(_http_url)]
 
 

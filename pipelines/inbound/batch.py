@@ -18,6 +18,7 @@ from engine.events import (
 from engine.store import conversations as conv
 from engine.store.inbox import InboxRow
 from pipelines.inbound.ack import ack
+from pipelines.inbound.automate import automate
 from pipelines.inbound.enrich import enrich, lock_key_of
 from pipelines.inbound.models import (
     BatchOutcome,
@@ -50,7 +51,8 @@ def process_batch(
             by_tenant[v.tenant_id].append(v)
     for tenant_id in sorted(by_tenant):
         set_tenant(conn, tenant_id)
-        part = persist(route(enrich(by_tenant[tenant_id], conn=conn), conn=conn), conn=conn)
+        routed = route(enrich(by_tenant[tenant_id], conn=conn), conn=conn)
+        part = automate(routed, persist(routed, conn=conn), conn=conn)
         _merge(outcome, part)
     set_system(conn)
     ack(
@@ -87,3 +89,4 @@ def _merge(into: BatchOutcome, part: BatchOutcome) -> None:
     into.statuses_applied += part.statuses_applied
     into.tickets_created += part.tickets_created
     into.media_downloads.extend(part.media_downloads)
+    into.sends.extend(part.sends)

@@ -20,7 +20,7 @@ from engine.store import conversations as conv
 
 log = logging.getLogger(__name__)
 
-STAGES = ("validate", "enrich", "route", "persist", "ack")
+STAGES = ("validate", "enrich", "route", "persist", "automate", "ack")
 INBOUND_ACTOR = "process_inbox"
 INBOUND_QUEUE = "inbound"
 
@@ -62,6 +62,8 @@ class BatchOutcome:
     # (message id, media index) of every media item just stored, for the download actor.
     media_downloads: list[tuple[int, int]] = field(default_factory=list)
     deferred_inbox_ids: list[int] = field(default_factory=list)
+    # Outbound messages recorded `pending` (bot and auto-replies), to send after commit.
+    sends: list[int] = field(default_factory=list)
 
 
 class Identity(Frozen):

@@ -36,6 +36,10 @@ ID_KINDS: dict[str, str] = {
     "/api/v1/tickets/": "ticket",
     "/api/v1/messages/": "message",
     "/api/v1/webhook-subscriptions/": "webhook_subscription",
+    "/api/v1/sla/policies/": "sla_policy",
+    "/api/v1/chat-flows/": "chat_flow",
+    "/api/v1/auto-replies/": "auto_reply",
+    "/api/v1/auto-tag-rules/": "auto_tag_rule",
 }
 # The kind of row in each list endpoint's `items` (None: items without an id of their own).
 LIST_KINDS: dict[str, str | None] = {
@@ -53,6 +57,11 @@ LIST_KINDS: dict[str, str | None] = {
     "/api/v1/tickets/{id}/messages": "message",
     "/api/v1/webhook-subscriptions": "webhook_subscription",
     "/api/v1/webhook-subscriptions/{id}/deliveries": "delivery",
+    "/api/v1/sla/policies": "sla_policy",
+    "/api/v1/sla/events": "sla_event",
+    "/api/v1/chat-flows": "chat_flow",
+    "/api/v1/auto-replies": "auto_reply",
+    "/api/v1/auto-tag-rules": "auto_tag_rule",
 }
 SETTING_KEY = "out_of_hours_message"  # the `{key:str}` the seed sets in every tenant
 MISSING_ID = 999_999_999  # for a kind no tenant was seeded with

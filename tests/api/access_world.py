@@ -110,10 +110,77 @@ def _seed_rows(conn: Connection, team: Team) -> dict[str, tuple[int, ...]]:
     }
 
 
+async def _seed_automation(
+    http: httpx.AsyncClient, admin: dict[str, str], label: str, *, queue_id: int, tag_id: int
+) -> dict[str, tuple[int, ...]]:
+    """A chat flow, an auto-reply and an auto-tag rule, as an admin sets them up."""
+    flow = await _created(
+        http,
+        "/api/v1/chat-flows",
+        admin,
+        json={
+            "name": f"Menu {label}",
+            "definition": {
+                "start": "menu",
+                "nodes": [
+                    {
+                        "id": "menu",
+                        "messages": [{"text": f"Hello from {label}"}],
+                        "conditions": [
+                            {
+                                "match": "any",
+                                "action": {"type": "move_to_queue", "queue_id": queue_id},
+                            }
+                        ],
+                    }
+                ],
+            },
+        },
+    )
+    reply = await _created(
+        http,
+        "/api/v1/auto-replies",
+        admin,
+        json={"name": f"Prices {label}", "pattern": "price", "reply": f"See {label}.example"},
+    )
+    rule = await _created(
+        http, "/api/v1/auto-tag-rules", admin, json={"tag_id": tag_id, "pattern": "refund"}
+    )
+    return {
+        "chat_flow": (flow["id"],),
+        "auto_reply": (reply["id"],),
+        "auto_tag_rule": (rule["id"],),
+    }
+
+
 async def _created(http: httpx.AsyncClient, path: str, headers: dict[str, str], **kw: Any) -> Any:
     response = await http.post(path, headers=headers, **kw)
     assert response.status_code in (201, 202), f"seeding {path}: {response.text}"
     return response.json()
+
+
+async def _seed_sla(
+    http: httpx.AsyncClient, db: AsyncEngine, admin: dict[str, str], team: Team, ticket_id: int
+) -> dict[str, tuple[int, ...]]:
+    """An SLA policy (through the API) and a breach recorded against it."""
+    policy = await _created(
+        http,
+        "/api/v1/sla/policies",
+        admin,
+        json={"name": f"SLA {team.label}", "first_response_s": 60},
+    )
+    async with async_system_tx(db) as conn:
+        event = await conn.run_sync(
+            lambda c: _id(
+                c,
+                "INSERT INTO sla_events (tenant_id, policy_id, ticket_id, kind, due_at)"
+                " VALUES (:t, :p, :ticket, 'first_response', now())",
+                t=team.tenant_id,
+                p=policy["id"],
+                ticket=ticket_id,
+            )
+        )
+    return {"sla_policy": (policy["id"],), "sla_event": (event,)}
 
 
 async def seed_world(http: httpx.AsyncClient, db: AsyncEngine) -> World:
@@ -182,6 +249,10 @@ async def seed_world(http: httpx.AsyncClient, db: AsyncEngine) -> World:
                 p=json.dumps({"label": label}),
             )
         )
+    ids |= await _seed_sla(http, db, admin, team, ids["ticket"][0])
+    ids |= await _seed_automation(
+        http, admin, label, queue_id=ids["queue"][0], tag_id=ids["tag"][0]
+    )
     ids |= {
         "fast_reply": (reply["id"],),
         "campaign": (campaign["id"],),

@@ -82,6 +82,12 @@ def bodies(a: World) -> dict[str, dict[str, Any]]:
         "PATCH /api/v1/webhook-subscriptions/{id}": {"enabled": False},
         "POST /api/v1/webhook-subscriptions/{id}/rotate-secret": {},
         "PUT /api/v1/settings/{key:str}": {"value": "Closed, says A"},
+        "PATCH /api/v1/sla/policies/{id}": {"resolution_s": 3600},
+        "PATCH /api/v1/chat-flows/{id}": {"name": "Renamed by A"},
+        "PATCH /api/v1/auto-replies/{id}": {"reply": "Changed by A"},
+        "PATCH /api/v1/auto-tag-rules/{id}": {"pattern": "return"},
+        "PUT /api/v1/channels/{id}/chat-flow": {"chat_flow_id": a.ids["chat_flow"][0]},
+        "POST /api/v1/contacts/{id}/erase": {"confirm": True},
     }
 
 
