@@ -155,23 +155,29 @@ def _deliver_all(
             deadline=deadline,
         )
 
-    if pool is None or len(go) <= 1:
-        return {item.job.message_id: one(item, http) for item in go}
-    # One task per pool thread, each taking the next send until none is left: a slow send
-    # holds up only its own thread, and a hundred sends cost a handful of task hand-offs.
-    pending = iter(go)
+    # A person's messages go one after another, oldest first, so a bot's greeting reaches
+    # them before its menu; different people's go side by side.
+    conversations: dict[tuple[int, str], list[Ready]] = {}
+    for item in sorted(go, key=lambda i: i.job.message_id):
+        conversations.setdefault((item.job.channel.id, item.recipient), []).append(item)
+    if pool is None or len(conversations) <= 1:
+        return {i.job.message_id: one(i, http) for items in conversations.values() for i in items}
+    # One task per pool thread, each taking the next conversation until none is left: a slow
+    # send holds up only its own thread, and a hundred sends cost a handful of hand-offs.
+    pending = iter(conversations.values())
     lock = threading.Lock()
     verdicts: dict[int, Verdict] = {}
 
     def drain(client: httpx.Client) -> None:
         while True:
             with lock:
-                item = next(pending, None)
-            if item is None:
+                items = next(pending, None)
+            if items is None:
                 return
-            verdicts[item.job.message_id] = one(item, client)
+            for item in items:
+                verdicts[item.job.message_id] = one(item, client)
 
-    for task in [pool.submit(drain) for _ in range(min(pool.threads, len(go)))]:
+    for task in [pool.submit(drain) for _ in range(min(pool.threads, len(conversations)))]:
         task.result()
     return verdicts
 

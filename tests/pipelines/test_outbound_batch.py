@@ -340,3 +340,48 @@ def test_a_status_that_arrived_before_the_ack_is_applied_by_it(
         ).scalar_one()
     assert events == [("delivered", message_id), ("sent", message_id)]
     assert payload == "delivered"
+
+
+class CompletionOrder(ScriptedProvider):
+    """Records each send when the provider has it; a body "slow:…" takes 150 ms to arrive."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.arrived: list[tuple[str, int]] = []
+
+    def send(
+        self, message: OutboundMessage, *, channel: ChannelConnection, http: httpx.Client
+    ) -> SendResult:
+        time.sleep(0.15 if message.body and message.body.startswith("slow") else 0.0)
+        with self._lock:
+            self.arrived.append((message.recipient, message.message_id))
+        return SendResult(provider_message_id=f"wamid.{message.message_id}")
+
+
+def test_one_persons_messages_reach_the_provider_in_order_others_in_parallel(
+    clean_db: Engine, acme: Seeded, bucket: TokenBucket, pool: HttpPool
+) -> None:
+    # A bot's greeting (slow to send) and its menu, to Ana; one reply each to two others.
+    [greeting, other, another] = pending(clean_db, acme, ["slow: welcome", "hi", "hello"])
+    with tenant_tx(clean_db, acme.tenant_id) as conn:
+        ticket = conn.execute(
+            text("SELECT ticket_id FROM messages WHERE id = :id"), {"id": greeting}
+        ).scalar_one()
+        menu = record_send(
+            conn,
+            tenant_id=acme.tenant_id,
+            ticket_id=ticket,
+            request=SendRequest(body="1 - Sales, 2 - Support"),
+            user_id=None,
+        ).message_id
+    provider = CompletionOrder()
+
+    outcome = send(clean_db, [menu, another, greeting, other], provider, bucket, pool)
+
+    assert set(outcome.statuses.values()) == {"sent"}
+    by_recipient: dict[str, list[int]] = {}
+    for recipient, message_id in provider.arrived:
+        by_recipient.setdefault(recipient, []).append(message_id)
+    assert sorted(by_recipient.values()) == sorted([[greeting, menu], [other], [another]])
+    # The others did not wait behind Ana's slow greeting.
+    assert [m for _, m in provider.arrived][:2] in ([other, another], [another, other])
