@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import logging
 
+import dramatiq
+import redis
+
 from actors import deps
 from actors.broker import actor
-from actors.deliver import publish_outbox
+from actors.deliver import publish_events
+from actors.deps import WorkerDeps
 from actors.media import download_media
 from actors.outbound import enqueue_sends
 from engine.db import system_tx
-from engine.errors import PermanentError
+from engine.errors import EngineError, PermanentError
 from engine.store.inbox import claim_inbox, mark_inbox_dead
 from pipelines import inbound
 from pipelines.poison import PoisonBatchError, poison_guard
@@ -38,7 +42,7 @@ def process_inbox(inbox_ids: list[int], reparse: bool = False) -> None:
         with system_tx(d.db) as conn:
             mark_inbox_dead(conn, inbox_ids, note=str(exc))
         raise PermanentError(str(exc)) from exc
-    _hand_off(outcome, reparse)
+    _hand_off(d, outcome, reparse)
     log.info(
         "inbox batch processed",
         extra={
@@ -55,10 +59,21 @@ def process_inbox(inbox_ids: list[int], reparse: bool = False) -> None:
     )
 
 
-def _hand_off(outcome: inbound.BatchOutcome, reparse: bool) -> None:
-    """After commit: realtime events, media downloads, and rows whose person was busy."""
+def _hand_off(d: WorkerDeps, outcome: inbound.BatchOutcome, reparse: bool) -> None:
+    """After commit: realtime events, media downloads, and rows whose person was busy.
+
+    Events are published in-line, as sends do: a broker message per batch only to publish
+    would cost more than publishing. If publishing fails, the rows stay unpublished and the
+    sweeper re-offers them.
+    """
     if outcome.outbox_ids:
-        publish_outbox.send(outcome.outbox_ids)
+        try:
+            publish_events(d, outcome.outbox_ids)
+        except (redis.RedisError, EngineError, dramatiq.errors.DramatiqError) as exc:
+            log.warning(
+                "publishing inbound events failed; left to the sweeper",
+                extra={"count": len(outcome.outbox_ids), "error": type(exc).__name__},
+            )
     for message_id, index in outcome.media_downloads:
         download_media.send(message_id, index)
     if outcome.sends:

@@ -14,6 +14,7 @@ import redis
 from sqlalchemy import Engine, text
 
 from actors import deps as worker_deps
+from actors import inbound as inbound_actor
 from actors import maintenance
 from actors.inbound import process_inbox
 from actors.maintenance import sweep
@@ -125,14 +126,24 @@ def test_inbox_rows_lost_by_the_broker_are_swept_and_stored_exactly_once(
 
 
 def test_outbox_events_whose_publish_was_lost_are_republished(
-    engine_paused: RunningEngine, clean_db: Engine, redis_url: str, queue_prefix: str
+    engine_paused: RunningEngine,
+    clean_db: Engine,
+    redis_url: str,
+    queue_prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     seeded = seed_whatsapp(clean_db)
     body = _text_webhook("wamid.outbox-1", "hello")
     assert engine_paused.post_whatsapp(seeded.channel_id, body).status_code == 200
     _lose_everything_enqueued(engine_paused, clean_db, queue_prefix)
-    # Process the row here, then lose the publish message it enqueued, as a crash would.
+
+    # Process the row here with Redis failing right after the commit, as a crash would.
+    def redis_down(*_: object) -> int:
+        raise redis.ConnectionError("Redis went away")
+
+    monkeypatch.setattr(inbound_actor, "publish_events", redis_down)
     process_inbox(sorted(_inbox_ids(clean_db)))
+    monkeypatch.undo()
     engine_paused.broker.flush_all()
     assert count(clean_db, "SELECT count(*) FROM outbox WHERE published_at IS NULL") == 2
 
