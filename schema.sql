@@ -751,6 +751,23 @@ CREATE INDEX IF NOT EXISTS inbox_set_aside_idx ON inbox (id DESC)
 INSERT INTO schema_migrations (version) VALUES (7) ON CONFLICT (version) DO NOTHING;
 
 -- Version 8: statistics ---------------------------------------------------------------
+-- Volume by channel / day: a range scan over one tenant's messages in a period.
+CREATE INDEX IF NOT EXISTS messages_stats_idx ON messages (tenant_id, created_at)
+    INCLUDE (channel_id, direction, ticket_id, user_id);
+-- First-contact resolution: did anyone but the ticket's agent write in it?
+CREATE INDEX IF NOT EXISTS messages_agent_idx ON messages (ticket_id, user_id)
+    WHERE direction = 'out' AND user_id IS NOT NULL;
+-- Tickets created / first response in a period.
+CREATE INDEX IF NOT EXISTS tickets_created_stats_idx ON tickets (tenant_id, created_at)
+    INCLUDE (channel_id, queue_id, user_id, first_response_at, last_inbound_at);
+-- Resolution and first-contact resolution: tickets closed in a period.
+CREATE INDEX IF NOT EXISTS tickets_closed_stats_idx ON tickets (tenant_id, closed_at)
+    INCLUDE (channel_id, queue_id, user_id, created_at, last_inbound_at)
+    WHERE closed_at IS NOT NULL;
+-- The backlog reads the live tickets through Version 5's partial indexes; first-contact
+-- resolution reads ticket_events_type_idx (Version 6).
+CREATE INDEX IF NOT EXISTS campaigns_created_idx ON campaigns (tenant_id, created_at);
+CREATE INDEX IF NOT EXISTS campaign_contacts_status_idx ON campaign_contacts (campaign_id, status);
 INSERT INTO schema_migrations (version) VALUES (8) ON CONFLICT (version) DO NOTHING;
 
 -- Version 9: data protection and backpressure -----------------------------------------

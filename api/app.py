@@ -25,11 +25,15 @@ from adapters.base import InboundAdapter
 from api import (
     account,
     auth,
+    automation,
     campaigns,
     clients,
     integration,
+    privacy,
     realtime,
     resources,
+    sla,
+    stats,
     tickets,
     webhook_subscriptions,
     webhooks,
@@ -61,10 +65,14 @@ log = logging.getLogger(__name__)
 # GET /api/v1/openapi.json (tests/api/test_openapi.py fails for an /api route left out).
 API_ROUTERS: list[ApiRouter] = [
     *resources.ROUTERS,
+    *automation.ROUTERS,
     account.router,
     campaigns.router,
     clients.router,
     integration.router,
+    privacy.router,
+    sla.router,
+    stats.router,
     tickets.router,
     webhook_subscriptions.router,
 ]

@@ -426,6 +426,14 @@ def build_parser() -> argparse.ArgumentParser:
     from api.cli_campaigns import add_campaign_commands
 
     add_campaign_commands(sub, add)
+
+    from api.cli_stats import add_stats_command
+
+    add_stats_command(sub, add)
+
+    from api.cli_protect import add_protect_commands
+
+    add_protect_commands(sub, add)
     return parser
 
 
