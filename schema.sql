@@ -771,6 +771,11 @@ CREATE INDEX IF NOT EXISTS campaign_contacts_status_idx ON campaign_contacts (ca
 INSERT INTO schema_migrations (version) VALUES (8) ON CONFLICT (version) DO NOTHING;
 
 -- Version 9: data protection and backpressure -----------------------------------------
+-- data protection
+-- An erased contact keeps its row (tickets and statistics still point at it), without
+-- personal data; a redacted message keeps its ids and status, without content.
+ALTER TABLE contacts ADD COLUMN IF NOT EXISTS erased_at timestamptz;
+ALTER TABLE messages ADD COLUMN IF NOT EXISTS redacted_at timestamptz;
 INSERT INTO schema_migrations (version) VALUES (9) ON CONFLICT (version) DO NOTHING;
 
 -- Version 10: campaign imports and WhatsApp templates ---------------------------------

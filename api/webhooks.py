@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 
@@ -49,17 +50,25 @@ async def _channel(request: Request, expected: ChannelType) -> Channel:
     return channel
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def _read_body(request: Request, limit: int, timeout_s: float) -> bytes:
+    """The whole body, at most `limit` bytes (413), within `timeout_s` (408): a client that
+    trickles its body (slow-loris) cannot hold a connection and its buffer open for long."""
     declared = request.headers.get("content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > limit):
         raise ApiError(413, "body_too_large", f"body larger than {limit} bytes")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, "body_too_large", f"body larger than {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise ApiError(413, "body_too_large", f"body larger than {limit} bytes")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise ApiError(
+            408, "body_timeout", f"body not received within {timeout_s:g} seconds"
+        ) from None
     return b"".join(chunks)
 
 
@@ -96,7 +105,9 @@ async def receive_webhook(request: Request) -> Response:
         raise ApiError(404, "unsupported_channel_type", f"{channel_type} is not available")
     channel = await _channel(request, channel_type)
     webhook = WebhookRequest(
-        body=await _read_body(request, deps.settings.INGEST_MAX_BODY_BYTES),
+        body=await _read_body(
+            request, deps.settings.INGEST_MAX_BODY_BYTES, deps.settings.WEBHOOK_BODY_TIMEOUT_S
+        ),
         headers={k.lower(): v for k, v in request.headers.items()},
         url=_public_url(request, deps),
         content_type=request.headers.get("content-type", "application/json"),

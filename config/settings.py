@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import quote
 
+from cryptography.fernet import Fernet
 from pydantic import AnyHttpUrl, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -97,6 +98,13 @@ class Settings(BaseSettings):
     # Comma-separated `type/subtype` or `type/*`; unset: engine.media.DEFAULT_ALLOWED_TYPES.
     MEDIA_ALLOWED_TYPES: tuple[str, ...] | None = None
 
+    # Channel secrets at rest: comma-separated Fernet keys, newest first (older ones still
+    # decrypt until `flowdesk secrets rotate` has re-encrypted every channel). Unset: a key
+    # file in FLOWDESK_DATA_DIR (one machine only).
+    SECRETS_KEYS: tuple[str, ...] | None = None
+    # A webhook body must arrive within this many seconds (slow senders are cut off: 408).
+    WEBHOOK_BODY_TIMEOUT_S: float = Field(default=10.0, gt=0, le=300)
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -183,6 +191,21 @@ class Settings(BaseSettings):
             if not _MEDIA_TYPE.fullmatch(entry):
                 raise ValueError(f"{entry[:60]!r} is not a media type like image/png or image/*")
         return entries or None
+
+    @field_validator("SECRETS_KEYS", mode="before")
+    @classmethod
+    def _split_secrets_keys(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        keys = tuple(k.strip() for k in value.split(",") if k.strip())
+        for position, key in enumerate(keys, start=1):
+            try:
+                Fernet(key)
+            except (ValueError, TypeError):
+                raise ValueError(
+                    f"key {position} is not a Fernet key (32 bytes, url-safe base64)"
+                ) from None
+        return keys or None
 
     @model_validator(mode="after")
     def _check_backoff(self) -> Settings:

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import orjson
 from pydantic import ValidationError
 
+from adapters.fragments import fragment_text
 from adapters.meta.messaging_payloads import (
     AdsContext,
     Delivery,
@@ -276,7 +276,7 @@ def _parse(raw: Any, fallback: datetime | None) -> InboundEvent:
 
 
 def malformed(reason: str, fragment: Any) -> MalformedEvent:
-    text = orjson.dumps(fragment).decode()[:FRAGMENT_MAX_CHARS]
+    text = fragment_text(fragment, FRAGMENT_MAX_CHARS)
     return MalformedEvent(reason=reason, fragment=text)
 
 

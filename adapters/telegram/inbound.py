@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
+from adapters.fragments import fragment_text
 from adapters.telegram.content import display_name, message_content, service_field
 from adapters.telegram.payloads import (
     CallbackQuery,
@@ -165,7 +166,7 @@ _PARSERS: dict[str, Callable[[Any], InboundEvent]] = {
 
 
 def _malformed(reason: str, fragment: Any) -> MalformedEvent:
-    text = orjson.dumps(fragment).decode()[:_FRAGMENT_MAX_CHARS]
+    text = fragment_text(fragment, _FRAGMENT_MAX_CHARS)
     return MalformedEvent(reason=reason, fragment=text)
 
 

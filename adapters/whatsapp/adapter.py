@@ -12,6 +12,7 @@ import orjson
 from pydantic import ValidationError
 
 from adapters.base import ChannelSecrets
+from adapters.fragments import fragment_text
 from adapters.meta.signature import verify_hub_signature
 from adapters.whatsapp.outbound import WhatsAppOutbound
 from adapters.whatsapp.payloads import (
@@ -197,7 +198,7 @@ def _parse_error(raw: Any) -> InboundEvent:
 
 
 def _malformed(reason: str, fragment: Any) -> MalformedEvent:
-    text = orjson.dumps(fragment).decode()[:_FRAGMENT_MAX_CHARS]
+    text = fragment_text(fragment, _FRAGMENT_MAX_CHARS)
     return MalformedEvent(reason=reason, fragment=text)
 
 

@@ -21,12 +21,17 @@ class ChannelView(IdView):
     updated_at: UtcDatetime
 
 
-# Only the names of the set secrets leave PostgreSQL: the values are never selected.
+# Only the names of the set secrets leave PostgreSQL: the values are never selected. Sealed
+# rows (engine.secrets_box) list the names in `set`; plaintext rows from before have them as keys.
 _SELECT = """
     SELECT c.id, c.type, c.name, c.external_id, c.status, c.config, c.default_queue_id,
            c.created_at, c.updated_at,
-           ARRAY(SELECT e.key FROM jsonb_each(c.secrets) AS e
-                 WHERE jsonb_typeof(e.value) <> 'null' ORDER BY e.key) AS secret_names
+           CASE WHEN c.secrets ? 'ct'
+                THEN ARRAY(SELECT n FROM jsonb_array_elements_text(c.secrets -> 'set') AS n
+                           ORDER BY n)
+                ELSE ARRAY(SELECT e.key FROM jsonb_each(c.secrets) AS e
+                           WHERE jsonb_typeof(e.value) <> 'null' ORDER BY e.key)
+           END AS secret_names
     FROM channels c
     WHERE c.tenant_id = :t
 """

@@ -8,6 +8,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from engine.events import ChannelConfig, ChannelConnection, ChannelSecrets, ChannelType, Frozen
+from engine.secrets_box import open_secrets, seal_secrets
 from engine.store.patch import patch_row
 
 
@@ -47,7 +48,7 @@ def _channel(row: Sequence[object]) -> Channel:
         name=str(row[3]),
         external_id=str(row[4]),
         status=str(row[5]),
-        secrets=ChannelSecrets.model_validate_json(str(row[6])),
+        secrets=open_secrets(str(row[6])),
         config=ChannelConfig.model_validate_json(str(row[7])),
     )
 
@@ -100,7 +101,7 @@ def insert_channel(
                 "name": name,
                 "ext": external_id,
                 "config": config.model_dump_json(exclude_none=True),
-                "secrets": secrets.model_dump_json(exclude_none=True),
+                "secrets": seal_secrets(secrets),
             },
         ).scalar_one()
     )
@@ -144,7 +145,7 @@ def update_channel(
         external_id, config, secrets = setup
         changes["external_id"] = external_id
         changes["config"] = config.model_dump_json(exclude_none=True)
-        changes["secrets"] = secrets.model_dump_json(exclude_none=True)
+        changes["secrets"] = seal_secrets(secrets)
     return patch_row(
         conn,
         table="channels",
@@ -153,6 +154,26 @@ def update_channel(
         changes=changes,
         columns=CHANNEL_COLUMNS,
         touch=True,
+    )
+
+
+def get_secrets_batch(conn: Connection, *, after_id: int, limit: int) -> list[tuple[int, str]]:
+    """(id, stored secrets column) of up to `limit` channels with id > `after_id`, locked."""
+    rows = conn.execute(
+        text(
+            "SELECT id, secrets::text FROM channels WHERE id > :after "
+            "ORDER BY id LIMIT :limit FOR UPDATE"
+        ),
+        {"after": after_id, "limit": limit},
+    ).all()
+    return [(int(r[0]), str(r[1])) for r in rows]
+
+
+def set_stored_secrets(conn: Connection, *, channel_id: int, column: str) -> None:
+    """Replace the stored (already sealed) secrets column of one channel."""
+    conn.execute(
+        text("UPDATE channels SET secrets = CAST(:s AS jsonb) WHERE id = :id"),
+        {"s": column, "id": channel_id},
     )
 
 

@@ -11,12 +11,12 @@ from sqlalchemy import Connection, text
 from engine.events import (
     ChannelConfig,
     ChannelConnection,
-    ChannelSecrets,
     ChannelType,
     Frozen,
     MessageType,
     Template,
 )
+from engine.secrets_box import open_secrets
 
 # How long a claimed send may run before another delivery may take it over (a crashed worker).
 SEND_LEASE_S = 120
@@ -232,7 +232,7 @@ def _claimed(row: Sequence[Any], channels: dict[int, ChannelConnection]) -> Clai
             type=ChannelType(row[5]),
             external_id=row[20],
             config=ChannelConfig.model_validate_json(row[21]),
-            secrets=ChannelSecrets.model_validate_json(row[22]),
+            secrets=open_secrets(row[22]),
         )
     template = row[11]
     return ClaimedSend.model_validate(

@@ -24,6 +24,7 @@ from sqlalchemy import Engine, text
 from api.cli import main
 from engine import security
 from engine.db import SCHEMA_VERSION, create_db_engine, system_tx
+from engine.secrets_box import open_secrets
 from engine.store.dead_letters import NewDeadLetter, insert_dead_letter
 from engine.store.tenants import insert_tenant
 from tests.conftest import count
@@ -200,15 +201,20 @@ def test_tenant_then_whatsapp_channel_prints_its_webhook_url(cli: Any, engine_db
     assert ran.code == 0, ran.err
     channel_id = ran.json()["channel_id"]
     assert ran.json()["webhook_url"] == f"{BACKEND_URL}/webhooks/whatsapp/{channel_id}"
+    with system_tx(engine_db) as conn:
+        stored = conn.execute(
+            text("SELECT secrets::text FROM channels WHERE id = :id"), {"id": channel_id}
+        ).scalar_one()
+    assert open_secrets(stored).app_secret == WHATSAPP_CONFIG["app_secret"]
+    assert WHATSAPP_CONFIG["app_secret"] not in stored  # encrypted at rest
     assert (
         count(
             engine_db,
-            "SELECT count(*) FROM channels WHERE id = :id AND tenant_id = :t "
-            "AND external_id = :ext AND secrets ->> 'app_secret' = :secret",
+            "SELECT count(*) FROM channels "
+            "WHERE id = :id AND tenant_id = :t AND external_id = :ext",
             id=channel_id,
             t=tenant_id,
             ext=WHATSAPP_CONFIG["phone_number_id"],
-            secret=WHATSAPP_CONFIG["app_secret"],
         )
         == 1
     )
@@ -262,7 +268,7 @@ def test_every_channel_type_is_created_from_its_own_setup(
             {"id": channel_id},
         ).one()
     assert (row[0], row[1], row[2]) == (tenant_id, channel_type, external_id)
-    secrets = json.loads(row[3])
+    secrets = open_secrets(row[3]).model_dump(exclude_none=True)
     assert secrets and all(secrets.values())  # the credentials went to the secrets column
     if channel_type == "telegram":
         assert "setWebhook" in created["hint"] and created["webhook_url"] in created["hint"]

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.resources import ROUTERS
+from engine.secrets_box import open_secrets
 from tests.api.helpers import SETTINGS
 from tests.api.resources_helpers import Team, error_fields, scalar
 
@@ -313,7 +314,8 @@ async def test_a_channel_is_connected_with_write_only_secrets(
         assert all(secret not in shown for secret in secrets.values())
         assert f"tg-token-{team.label}" not in shown and f"wa-token-{team.label}" not in shown
     stored = await scalar(db, "SELECT secrets::text FROM channels WHERE id = :id", id=channel["id"])
-    assert json.loads(str(stored)) == secrets
+    assert all(secret not in str(stored) for secret in secrets.values())  # encrypted at rest
+    assert open_secrets(str(stored)).model_dump(exclude_none=True) == secrets
 
 
 async def test_channel_setup_errors_name_the_field_without_echoing_secrets(
@@ -379,14 +381,12 @@ async def test_patching_a_channel_merges_secrets_and_keeps_history_safe(
 
     assert rotated.status_code == 200, rotated.text
     assert new_secret not in rotated.text
-    stored = json.loads(
-        str(
-            await scalar(
-                db, "SELECT secrets::text FROM channels WHERE id = :id", id=created.json()["id"]
-            )
-        )
+    stored = await scalar(
+        db, "SELECT secrets::text FROM channels WHERE id = :id", id=created.json()["id"]
     )
-    assert stored == {**secrets, "webhook_secret": new_secret}
+    assert new_secret not in str(stored)
+    opened = open_secrets(str(stored)).model_dump(exclude_none=True)
+    assert opened == {**secrets, "webhook_secret": new_secret}
     assert paused.json()["status"] == "disconnected" and paused.json()["name"] == "Bot 2"
     assert wrong_secret.status_code == 422 and error_fields(wrong_secret) == [
         "secrets.access_token"

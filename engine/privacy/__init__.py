@@ -1,0 +1,1 @@
+"""Data protection (LGPD/GDPR): export and erase a contact, and message retention."""
