@@ -105,15 +105,21 @@ def insert_outbound_message(conn: Connection, target: TicketTarget, msg: NewOutb
     ).scalar_one()
     if msg.scheduled_at is not None:
         return int(message_id)
+    # A bot's or auto-reply's message is not a person answering: it must not stop the
+    # first-response clock (SLA, statistics) nor mark the customer's messages dealt with.
+    answered = msg.send_type != "bot"
     conn.execute(
         text(
             """
-            UPDATE tickets SET answered = true, unread_count = 0, last_message_at = now(),
-                first_response_at = coalesce(first_response_at, now()), updated_at = now()
+            UPDATE tickets SET last_message_at = now(), updated_at = now(),
+                answered = CASE WHEN :answered THEN true ELSE answered END,
+                unread_count = CASE WHEN :answered THEN 0 ELSE unread_count END,
+                first_response_at = CASE WHEN :answered THEN coalesce(first_response_at, now())
+                                         ELSE first_response_at END
             WHERE id = :id
             """
         ),
-        {"id": target.ticket_id},
+        {"id": target.ticket_id, "answered": answered},
     )
     return int(message_id)
 

@@ -53,6 +53,12 @@ def test_first_message_greets_and_shows_the_menu(world: World, queues: tuple[int
     assert ticket["chat_flow_state"]["node"] == "menu"
     assert ticket["queue_id"] is None
     assert "bot_started" in world.event_types()
+    # The bot answering is not a person answering: the first-response clock still runs.
+    assert (ticket["first_response_at"], ticket["answered"], ticket["unread_count"]) == (
+        None,
+        False,
+        1,
+    )
 
 
 def test_menu_answer_moves_to_queue_and_assigns_an_online_agent(
