@@ -171,7 +171,7 @@ def request_change(
 
 
 def _check_changeable(m: RowMapping, *, kind: ChangeKind, supports: Supports) -> None:
-    message_id = m["id"]
+    message_id, status = m["id"], m["status"]
     verb = "edited" if kind == "edit" else "deleted"
     if m["direction"] != "out":
         raise MessageStateError(
@@ -180,15 +180,20 @@ def _check_changeable(m: RowMapping, *, kind: ChangeKind, supports: Supports) ->
         )
     if m["deleted"]:
         raise MessageStateError(f"Message {message_id} is already deleted.")
-    if m["status"] not in _PROVIDER_HOLDS or not m["provider_message_id"]:
+    if status == "failed":
         raise MessageStateError(
-            f"Message {message_id} is {m['status']}, not sent; the provider does not hold it. "
-            "Cancel or edit it as a message not yet sent instead."
+            f"Message {message_id} is already failed; it never reached the contact, so it "
+            f"cannot be {verb}."
         )
     channel_type = ChannelType(str(m["channel_type"]))
     if not supports(channel_type, kind):
         raise MessageStateError(
-            f"{channel_type.value} does not let a sent message be {verb}; only Telegram does."
+            f"Message {message_id} is already {status}, and {channel_type.value} does not let a "
+            f"sent message be {verb}; only Telegram does."
+        )
+    if status not in _PROVIDER_HOLDS or not m["provider_message_id"]:
+        raise MessageStateError(
+            f"Message {message_id} is being sent; wait until the provider has it."
         )
     if kind == "edit" and m["type"] == "template":
         raise MessageStateError(f"Message {message_id} is a template message; it has no body.")
