@@ -21,6 +21,31 @@ CREATE OR REPLACE FUNCTION flowdesk_system() RETURNS boolean
     LANGUAGE sql STABLE PARALLEL SAFE
     AS $$ SELECT coalesce(current_setting('app.scope', true), '') = 'system' $$;
 
+-- Row-level security for tenant-owned tables: each row visible to its tenant (or to code
+-- in system scope), forced even for the tables' owner, and usable by the engine's role.
+-- Every version that adds a tenant-owned table calls this for it.
+CREATE OR REPLACE FUNCTION flowdesk_isolate(tables text[]) RETURNS void
+    LANGUAGE plpgsql AS $$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY tables LOOP
+        EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
+        EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', t);
+        EXECUTE format('DROP POLICY IF EXISTS tenant_isolation ON %I', t);
+        EXECUTE format(
+            'CREATE POLICY tenant_isolation ON %I USING (tenant_id = flowdesk_tenant() OR flowdesk_system()) '
+            'WITH CHECK (tenant_id = flowdesk_tenant() OR flowdesk_system())', t);
+    END LOOP;
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'flowdesk_app') THEN
+        EXECUTE format('GRANT USAGE ON SCHEMA %I TO flowdesk_app', current_schema());
+        EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA %I TO flowdesk_app',
+                       current_schema());
+        EXECUTE format('GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA %I TO flowdesk_app',
+                       current_schema());
+    END IF;
+END $$;
+
 -- The role the engine acts as. Superusers bypass row-level security, so a superuser login
 -- switches to this role (SET ROLE) on connect; a plain owner login is bound by FORCE below.
 DO $$
@@ -490,38 +515,23 @@ CREATE TABLE IF NOT EXISTS sla_events (
 
 -- Row-level security on every tenant-owned table ----------------------------------------
 
+SELECT flowdesk_isolate(ARRAY[
+    'users', 'queues', 'user_queues', 'chat_flows', 'channels', 'contacts',
+    'contact_identities', 'contact_custom_fields', 'tags', 'contact_tags', 'wallets',
+    'tickets', 'ticket_events', 'messages', 'message_status_events', 'message_reactions',
+    'fast_replies', 'auto_replies', 'settings', 'campaigns', 'campaign_contacts',
+    'api_clients', 'webhook_subscriptions', 'webhook_deliveries', 'inbox', 'outbox',
+    'dead_letters', 'audit_log', 'sla_policies', 'sla_events'
+]);
+-- A tenant row is its own tenant's.
 DO $$
-DECLARE
-    t text;
 BEGIN
-    FOREACH t IN ARRAY ARRAY[
-        'users', 'queues', 'user_queues', 'chat_flows', 'channels', 'contacts',
-        'contact_identities', 'contact_custom_fields', 'tags', 'contact_tags', 'wallets',
-        'tickets', 'ticket_events', 'messages', 'message_status_events', 'message_reactions',
-        'fast_replies', 'auto_replies', 'settings', 'campaigns', 'campaign_contacts',
-        'api_clients', 'webhook_subscriptions', 'webhook_deliveries', 'inbox', 'outbox',
-        'dead_letters', 'audit_log', 'sla_policies', 'sla_events'
-    ] LOOP
-        EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
-        EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', t);
-        EXECUTE format('DROP POLICY IF EXISTS tenant_isolation ON %I', t);
-        EXECUTE format(
-            'CREATE POLICY tenant_isolation ON %I USING (tenant_id = flowdesk_tenant() OR flowdesk_system()) '
-            'WITH CHECK (tenant_id = flowdesk_tenant() OR flowdesk_system())', t);
-    END LOOP;
     ALTER TABLE tenants ENABLE ROW LEVEL SECURITY;
     ALTER TABLE tenants FORCE ROW LEVEL SECURITY;
     DROP POLICY IF EXISTS tenant_isolation ON tenants;
     CREATE POLICY tenant_isolation ON tenants
         USING (id = flowdesk_tenant() OR flowdesk_system())
         WITH CHECK (id = flowdesk_tenant() OR flowdesk_system());
-    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'flowdesk_app') THEN
-        EXECUTE format('GRANT USAGE ON SCHEMA %I TO flowdesk_app', current_schema());
-        EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA %I TO flowdesk_app',
-                       current_schema());
-        EXECUTE format('GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA %I TO flowdesk_app',
-                       current_schema());
-    END IF;
 END $$;
 
 INSERT INTO schema_migrations (version) VALUES (1) ON CONFLICT (version) DO NOTHING;
@@ -597,21 +607,7 @@ CREATE INDEX IF NOT EXISTS tickets_user_idx ON tickets (tenant_id, user_id, stat
 -- The sweep looks for recent inbound media never downloaded.
 CREATE INDEX IF NOT EXISTS messages_inbound_media_idx ON messages (created_at)
     WHERE direction = 'in' AND media <> '[]'::jsonb;
-DO $$
-BEGIN
-    ALTER TABLE refresh_tokens ENABLE ROW LEVEL SECURITY;
-    ALTER TABLE refresh_tokens FORCE ROW LEVEL SECURITY;
-    DROP POLICY IF EXISTS tenant_isolation ON refresh_tokens;
-    CREATE POLICY tenant_isolation ON refresh_tokens
-        USING (tenant_id = flowdesk_tenant() OR flowdesk_system())
-        WITH CHECK (tenant_id = flowdesk_tenant() OR flowdesk_system());
-    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'flowdesk_app') THEN
-        EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA %I TO flowdesk_app',
-                       current_schema());
-        EXECUTE format('GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA %I TO flowdesk_app',
-                       current_schema());
-    END IF;
-END $$;
+SELECT flowdesk_isolate(ARRAY['refresh_tokens']);
 INSERT INTO schema_migrations (version) VALUES (3) ON CONFLICT (version) DO NOTHING;
 
 -- Version 4: campaigns ------------------------------------------------------------------
@@ -654,25 +650,7 @@ CREATE INDEX IF NOT EXISTS campaign_contacts_claimed_idx ON campaign_contacts (c
     WHERE status = 'claimed';
 CREATE INDEX IF NOT EXISTS campaign_contacts_message_idx ON campaign_contacts (message_id)
     WHERE message_id IS NOT NULL;
-DO $$
-DECLARE
-    t text;
-BEGIN
-    FOREACH t IN ARRAY ARRAY['campaign_events', 'suppression_list'] LOOP
-        EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
-        EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', t);
-        EXECUTE format('DROP POLICY IF EXISTS tenant_isolation ON %I', t);
-        EXECUTE format(
-            'CREATE POLICY tenant_isolation ON %I USING (tenant_id = flowdesk_tenant() OR flowdesk_system()) '
-            'WITH CHECK (tenant_id = flowdesk_tenant() OR flowdesk_system())', t);
-    END LOOP;
-    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'flowdesk_app') THEN
-        EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA %I TO flowdesk_app',
-                       current_schema());
-        EXECUTE format('GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA %I TO flowdesk_app',
-                       current_schema());
-    END IF;
-END $$;
+SELECT flowdesk_isolate(ARRAY['campaign_events', 'suppression_list']);
 INSERT INTO schema_migrations (version) VALUES (4) ON CONFLICT (version) DO NOTHING;
 
 -- Version 5: routing: business hours, distribution, ticket lifecycle, SLA -------------
@@ -724,21 +702,7 @@ CREATE TABLE IF NOT EXISTS auto_tag_rules (
     UNIQUE (tenant_id, tag_id, match_kind, pattern)
 );
 CREATE INDEX IF NOT EXISTS auto_tag_rules_tenant_idx ON auto_tag_rules (tenant_id, id);
-DO $$
-BEGIN
-    ALTER TABLE auto_tag_rules ENABLE ROW LEVEL SECURITY;
-    ALTER TABLE auto_tag_rules FORCE ROW LEVEL SECURITY;
-    DROP POLICY IF EXISTS tenant_isolation ON auto_tag_rules;
-    CREATE POLICY tenant_isolation ON auto_tag_rules
-        USING (tenant_id = flowdesk_tenant() OR flowdesk_system())
-        WITH CHECK (tenant_id = flowdesk_tenant() OR flowdesk_system());
-    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'flowdesk_app') THEN
-        EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA %I TO flowdesk_app',
-                       current_schema());
-        EXECUTE format('GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA %I TO flowdesk_app',
-                       current_schema());
-    END IF;
-END $$;
+SELECT flowdesk_isolate(ARRAY['auto_tag_rules']);
 INSERT INTO schema_migrations (version) VALUES (6) ON CONFLICT (version) DO NOTHING;
 
 -- Version 7: operations: ops console, metrics, correlation ids ------------------------
@@ -804,19 +768,5 @@ CREATE TABLE IF NOT EXISTS message_changes (
 CREATE UNIQUE INDEX IF NOT EXISTS message_changes_one_pending ON message_changes (message_id)
     WHERE status = 'pending';
 CREATE INDEX IF NOT EXISTS message_changes_message_idx ON message_changes (message_id, id);
-DO $$
-BEGIN
-    ALTER TABLE message_changes ENABLE ROW LEVEL SECURITY;
-    ALTER TABLE message_changes FORCE ROW LEVEL SECURITY;
-    DROP POLICY IF EXISTS tenant_isolation ON message_changes;
-    CREATE POLICY tenant_isolation ON message_changes
-        USING (tenant_id = flowdesk_tenant() OR flowdesk_system())
-        WITH CHECK (tenant_id = flowdesk_tenant() OR flowdesk_system());
-    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'flowdesk_app') THEN
-        EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA %I TO flowdesk_app',
-                       current_schema());
-        EXECUTE format('GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA %I TO flowdesk_app',
-                       current_schema());
-    END IF;
-END $$;
+SELECT flowdesk_isolate(ARRAY['message_changes']);
 INSERT INTO schema_migrations (version) VALUES (11) ON CONFLICT (version) DO NOTHING;
