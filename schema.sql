@@ -743,6 +743,83 @@ ALTER TABLE messages ADD COLUMN IF NOT EXISTS redacted_at timestamptz;
 INSERT INTO schema_migrations (version) VALUES (9) ON CONFLICT (version) DO NOTHING;
 
 -- Version 10: campaign imports and WhatsApp templates ---------------------------------
+-- A CSV import of contacts for campaigns: who imported which file, its row counts, its bad
+-- rows by line, and the contacts its good rows became (a campaign's audience source).
+-- (WhatsApp templates live in campaigns.variants: no DDL.)
+CREATE TABLE IF NOT EXISTS campaign_imports (
+    id               bigserial PRIMARY KEY,
+    tenant_id        bigint NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+    channel_id       bigint NOT NULL REFERENCES channels(id) ON DELETE CASCADE,
+    -- the first campaign that targeted the import
+    campaign_id      bigint REFERENCES campaigns(id) ON DELETE SET NULL,
+    filename         text,
+    created_by       bigint REFERENCES users(id) ON DELETE SET NULL,
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    rows_total       integer NOT NULL DEFAULT 0 CHECK (rows_total >= 0),
+    rows_valid       integer NOT NULL DEFAULT 0 CHECK (rows_valid >= 0),
+    rows_invalid     integer NOT NULL DEFAULT 0 CHECK (rows_invalid >= 0),
+    contacts_created integer NOT NULL DEFAULT 0 CHECK (contacts_created >= 0),
+    status           text NOT NULL DEFAULT 'completed'
+                     CHECK (status IN ('completed', 'completed_with_errors', 'no_valid_rows'))
+);
+CREATE INDEX IF NOT EXISTS campaign_imports_tenant_idx ON campaign_imports (tenant_id, id);
+CREATE TABLE IF NOT EXISTS campaign_import_errors (
+    tenant_id  bigint NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+    import_id  bigint NOT NULL REFERENCES campaign_imports(id) ON DELETE CASCADE,
+    line       integer NOT NULL,
+    reason     text NOT NULL,
+    PRIMARY KEY (import_id, line)
+);
+CREATE TABLE IF NOT EXISTS campaign_import_contacts (
+    tenant_id  bigint NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+    import_id  bigint NOT NULL REFERENCES campaign_imports(id) ON DELETE CASCADE,
+    contact_id bigint NOT NULL REFERENCES contacts(id) ON DELETE CASCADE,
+    line       integer,
+    PRIMARY KEY (import_id, contact_id)
+);
+CREATE INDEX IF NOT EXISTS campaign_import_contacts_contact_idx
+    ON campaign_import_contacts (contact_id);
+SELECT flowdesk_isolate(ARRAY['campaign_imports', 'campaign_import_errors',
+                             'campaign_import_contacts']);
+-- Imports recorded in audit_log before this version move here under the same ids (campaigns
+-- name them in audience.csv_import_id). Idempotent: moved rows are not moved again.
+DO $$
+BEGIN
+    PERFORM set_config('app.scope', 'system', true);
+    INSERT INTO campaign_imports (id, tenant_id, channel_id, created_by, created_at, rows_total,
+                                  rows_valid, rows_invalid, contacts_created, status)
+    SELECT a.id, a.tenant_id, ch.id, a.user_id, a.created_at,
+           coalesce((a.data->>'total_rows')::int, 0), coalesce((a.data->>'valid')::int, 0),
+           coalesce((a.data->>'error_count')::int, 0), coalesce((a.data->>'created')::int, 0),
+           CASE WHEN coalesce((a.data->>'valid')::int, 0) = 0 THEN 'no_valid_rows'
+                WHEN coalesce((a.data->>'error_count')::int, 0) > 0 THEN 'completed_with_errors'
+                ELSE 'completed' END
+    FROM audit_log a
+    JOIN channels ch ON ch.id = (a.data->>'channel_id')::bigint AND ch.tenant_id = a.tenant_id
+    WHERE a.action = 'campaign.csv_import'
+      AND NOT EXISTS (SELECT 1 FROM campaign_imports i WHERE i.id = a.id)
+    ON CONFLICT (id) DO NOTHING;
+    INSERT INTO campaign_import_errors (tenant_id, import_id, line, reason)
+    SELECT a.tenant_id, a.id, (e->>'line')::int, e->>'reason'
+    FROM audit_log a
+    JOIN campaign_imports i ON i.id = a.id AND i.tenant_id = a.tenant_id
+    CROSS JOIN LATERAL jsonb_array_elements(coalesce(a.data->'errors', '[]')) AS e
+    WHERE a.action = 'campaign.csv_import'
+    ON CONFLICT DO NOTHING;
+    INSERT INTO campaign_import_contacts (tenant_id, import_id, contact_id)
+    SELECT a.tenant_id, a.id, c.id
+    FROM audit_log a
+    JOIN campaign_imports i ON i.id = a.id AND i.tenant_id = a.tenant_id
+    CROSS JOIN LATERAL jsonb_array_elements_text(coalesce(a.data->'contact_ids', '[]')) AS x
+    JOIN contacts c ON c.id = x::bigint AND c.tenant_id = a.tenant_id
+    WHERE a.action = 'campaign.csv_import'
+    ON CONFLICT DO NOTHING;
+    -- New imports get ids after the moved ones.
+    PERFORM setval(pg_get_serial_sequence('campaign_imports', 'id'), m)
+    FROM (SELECT max(id) AS m FROM campaign_imports) x
+    WHERE m > coalesce(
+        pg_sequence_last_value(pg_get_serial_sequence('campaign_imports', 'id')::regclass), 0);
+END $$;
 INSERT INTO schema_migrations (version) VALUES (10) ON CONFLICT (version) DO NOTHING;
 
 -- Version 11: message edits and deletions ---------------------------------------------

@@ -8,24 +8,28 @@ the leader only lists ids. Pace comes from next_send_at, not from delayed broker
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Sequence
 
 from actors import deps
 from actors.broker import actor
 from actors.deliver import publish_outbox
 from actors.deps import WorkerDeps
+from actors.middleware import RetryPolicy
+from actors.outbound import send_batch
+from config import Settings
 from engine.ratelimit import limits_for
 from pipelines.campaigns import CAMPAIGNS_QUEUE
 from pipelines.campaigns.reconcile import Reconciled, reconcile_claims
 from pipelines.campaigns.start import start_due_campaigns
 from pipelines.campaigns.tick import campaigns_due, tick_campaign
-from pipelines.outbound import OUTBOUND_QUEUE, run_send
+from pipelines.outbound import OUTBOUND_QUEUE, SEND_BATCH, SendPolicy, run_send
 
 log = logging.getLogger(__name__)
 
 TICK_EVERY_S = 1  # how often the scheduler starts due campaigns and ticks running ones
-# A campaign message outlives a provider outage: retryable failures are retried (backoff capped
-# by MAX_BACKOFF_MS, 5 min by default) for about a day, and never mark the recipient failed.
+# A campaign message outlives a provider outage: retryable failures never mark the recipient
+# failed; backoff grows to MAX_BACKOFF_MS (5 min by default). The one-message actor retries
+# about a day (288 × 5 min) before its dead letter.
 CAMPAIGN_SEND_RETRIES = 288
 
 
@@ -48,14 +52,28 @@ def campaign_tick(campaign_id: int) -> None:
     )
 
 
+@actor(queue_name=OUTBOUND_QUEUE)
+def send_campaign_messages(message_ids: list[int], reserved_channel_id: int | None = None) -> None:
+    """Send a batch of campaign messages: send_messages' pipeline (two transactions per batch,
+    provider calls on the worker's pool) with the campaign policy. Safe to run any number of
+    times: a message sent, failed or held by another send is left alone.
+
+    A retryable failure is never final here, so an outage leaves the recipient pending (the
+    tick stops claiming meanwhile) and the message is sent again after a backoff capped at
+    MAX_BACKOFF_MS; permanent errors (invalid number, opted out) fail it at once with the
+    provider's code and a dead letter filed as send_campaign_message.
+    """
+    send_batch(
+        message_ids,
+        reserved_channel_id=reserved_channel_id,
+        policy=campaign_send_policy(deps.current().settings),
+        resend_with=send_campaign_messages,
+    )
+
+
 @actor(queue_name=OUTBOUND_QUEUE, max_retries=CAMPAIGN_SEND_RETRIES)
 def send_campaign_message(message_id: int) -> None:
-    """send_message's twin for campaign messages: same pipeline, a retry policy of its own.
-
-    A retryable failure is never the last attempt here, so an outage leaves the recipient
-    pending (the tick stops claiming meanwhile) instead of failing it; permanent errors
-    (invalid number, opted out) still fail it at once with the provider's code.
-    """
+    """One campaign message, retried by the middleware: what a dead letter's requeue runs."""
     d = deps.current()
     outcome = run_send(
         message_id,
@@ -72,11 +90,28 @@ def send_campaign_message(message_id: int) -> None:
     log.info("campaign send done", extra={"message_id": message_id, "status": outcome.status})
 
 
-def enqueue_sends(message_ids: Iterable[int], *, tenant_id: int | None) -> None:
-    """After commit: the rows and messages exist, so a lost enqueue is found by the sweep."""
-    for message_id in message_ids:
+def campaign_send_policy(settings: Settings) -> SendPolicy:
+    """Retryable failures back off like the middleware's retries and are never final."""
+    retry = RetryPolicy(
+        max_retries=CAMPAIGN_SEND_RETRIES,
+        min_backoff_ms=settings.MIN_BACKOFF_MS,
+        max_backoff_ms=settings.MAX_BACKOFF_MS,
+    )
+    return SendPolicy(
+        backoff_ms=retry.backoff_ms,
+        max_attempts=None,
+        dead_letter_actor=send_campaign_message.actor_name,
+        dead_letter_queue=send_campaign_message.queue_name,
+    )
+
+
+def enqueue_sends(message_ids: Sequence[int], *, tenant_id: int | None) -> None:
+    """After commit, SEND_BATCH ids per broker message: the rows and messages exist, so a lost
+    enqueue is found by the sweep."""
+    for start in range(0, len(message_ids), SEND_BATCH):
+        chunk = list(message_ids[start : start + SEND_BATCH])
         # the tenant labels a dead letter without a database lookup
-        send_campaign_message.send_with_options(args=(message_id,), tenant_id=tenant_id)
+        send_campaign_messages.send_with_options(args=(chunk,), tenant_id=tenant_id)
 
 
 def start_due(d: WorkerDeps) -> list[int]:
@@ -100,8 +135,7 @@ def enqueue_ticks(d: WorkerDeps) -> list[int]:
 def reconcile(d: WorkerDeps) -> Reconciled:
     """Sweep part: claimed recipients a crash left behind follow their message or are resent."""
     outcome = reconcile_claims(d.db, older_than_s=d.settings.INBOX_SWEEP_AFTER_S)
-    for message_id in outcome.resend_ids:
-        send_campaign_message.send(message_id)
+    enqueue_sends(outcome.resend_ids, tenant_id=None)
     if outcome.outbox_ids:
         publish_outbox.send(outcome.outbox_ids)
     return outcome

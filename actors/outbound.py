@@ -68,9 +68,15 @@ def enqueue_sends(
 
 
 def send_batch(
-    message_ids: Sequence[int], *, reserved_channel_id: int | None = None
+    message_ids: Sequence[int],
+    *,
+    reserved_channel_id: int | None = None,
+    policy: SendPolicy | None = None,
+    resend_with: dramatiq.Actor[..., None] | None = None,
 ) -> BatchOutcome:
-    """run_batch with this worker's dependencies, then enqueue its re-sends and publish."""
+    """run_batch with this worker's dependencies, then enqueue its re-sends and publish.
+    `policy` and `resend_with` (default: send_policy, send_messages) let other senders
+    (campaigns) share the path with their own retry policy and actor."""
     d = deps.current()
     outcome = run_batch(
         message_ids,
@@ -80,11 +86,11 @@ def send_batch(
         pool=d.send_pool,
         bucket=d.bucket,
         limits=limits_for,
-        policy=send_policy(d.settings),
+        policy=policy or send_policy(d.settings),
         reserved_channel_id=reserved_channel_id,
     )
     for resend in outcome.resends:
-        send_messages.send_with_options(
+        (resend_with or send_messages).send_with_options(
             args=(resend.message_ids,),
             kwargs={"reserved_channel_id": resend.reserved_channel_id},
             delay=resend.delay_ms or None,

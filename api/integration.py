@@ -6,6 +6,7 @@ import asyncio
 import logging
 
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 from starlette.responses import Response
 
@@ -15,7 +16,9 @@ from api.errors import ApiError, ErrorDetail
 from api.framework import ApiRouter, Call, NoQuery, conflict
 from api.rbac import Permission
 from engine.errors import NotFoundError
+from engine.events import ChannelType
 from engine.queries.tickets import MessageView, get_message
+from engine.store.campaigns import get_channel_state
 from pipelines.outbound.api_send import (
     ApiSend,
     ApiSendRequest,
@@ -96,6 +99,8 @@ async def _record(call: Call[ApiSendRequest, NoQuery]) -> ApiSend:
     principal = call.principal
     try:
         async with call.tx() as conn:
+            if call.body.template is not None:
+                await conn.run_sync(lambda c: _check_template_channel(c, call))
             sent: ApiSend = await conn.run_sync(
                 lambda c: record_api_send(
                     c,
@@ -119,3 +124,16 @@ async def _record(call: Call[ApiSendRequest, NoQuery]) -> ApiSend:
         )
         raise error from None
     return sent
+
+
+def _check_template_channel(conn: Connection, call: Call[ApiSendRequest, NoQuery]) -> None:
+    """422 for a template on a channel that has none (only WhatsApp sends templates)."""
+    state = get_channel_state(conn, tenant_id=call.tenant_id, channel_id=call.body.channel_id)
+    if state is not None and state[0] != ChannelType.WHATSAPP:
+        message = f"templates are sent on WhatsApp channels only; this channel is {state[0]}"
+        raise ApiError(
+            422,
+            "invalid_request",
+            "Invalid request body: template.",
+            details=(ErrorDetail(field="template", message=message),),
+        )

@@ -25,6 +25,7 @@ class Plan:
     threads: int = 4
     sends: int = 3_000  # outbound sends with the rate limit out of the way
     paced_sends: int = 800  # outbound sends at WhatsApp's default limit
+    campaign_recipients: int = 100_000  # the campaign scenario's audience
     timeout_s: float = 180.0
     trace_path: str | None = None  # set: run the FlowDesk worker under bench.traced_worker
     tunables: dict[str, str] = field(default_factory=dict)
@@ -91,3 +92,23 @@ class OutboundRun:
     attempts: int  # provider calls counted in messages.send_attempts (throttles are not)
     dead_letters: int
     trace: Trace | None = None
+
+
+@dataclass(frozen=True)
+class CampaignRun:
+    """A campaign to N recipients: its audience freeze, then its sends at the channel's limit,
+    timed from the first `sent` to the last."""
+
+    recipients: int
+    freeze_s: float  # the start's transaction, which freezes the audience
+    freeze_rps: float  # recipients frozen per second
+    send_elapsed_s: float
+    sps: float
+    steady_sps: float | None  # over the second half of the sends
+    rate_per_s: float  # the channel's configured limit
+    burst: int
+    limit_ratio: float  # sps / rate_per_s
+    cpu_ms_per_send: dict[str, float]
+    provider_requests: int
+    exactly_once: bool  # one accepted provider request per recipient, one message per contact
+    dead_letters: int

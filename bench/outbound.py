@@ -36,6 +36,14 @@ class Limit:
     rate_per_s: float
     burst: int
 
+    def channel_config(self, sandbox_url: str) -> ChannelConfig:
+        """A WhatsApp channel sending to the sandbox at this limit."""
+        return ChannelConfig(
+            api_base_url=f"{sandbox_url}/{GRAPH_VERSION}",
+            rate_per_s=self.rate_per_s,
+            burst=self.burst,
+        )
+
 
 UNPACED = Limit(10_000.0, 10_000)  # the most ChannelConfig allows: the bucket is not measured
 WHATSAPP_DEFAULT = Limit(80.0, 80)  # engine.ratelimit.DEFAULT_LIMITS for WhatsApp
@@ -51,11 +59,7 @@ def outbound_flowdesk(procs: Processes, plan: Plan, *, sends: int, limit: Limit)
     try:
         sandbox, sandbox_url = start_sandbox(procs)
         children.append(sandbox)
-        config = ChannelConfig(
-            api_base_url=f"{sandbox_url}/{GRAPH_VERSION}",
-            rate_per_s=limit.rate_per_s,
-            burst=limit.burst,
-        )
+        config = limit.channel_config(sandbox_url)
         message_ids = record_pending(services, config, plan.e2e_warmup + sends)
         timed = _send_all(procs, plan, prefix, message_ids, limit, sandbox, children)
         recorded = sandbox_requests(sandbox_url)
@@ -77,7 +81,7 @@ def outbound_flowdesk(procs: Processes, plan: Plan, *, sends: int, limit: Limit)
         cpu_ms_per_send=timed.cpu_ms,
         latency_p50_ms=_quantile(latencies, 0.50),
         latency_p99_ms=_quantile(latencies, 0.99),
-        steady_sps=_steady_rate(sorted(sent_at.values()), limit.burst),
+        steady_sps=steady_rate(sorted(sent_at.values()), limit.burst),
         provider_requests=len(recorded),
         expected_requests=len(message_ids),
         exactly_once=_exactly_once(services, recorded, len(message_ids)),
@@ -175,7 +179,7 @@ def record_pending(services: Services, config: ChannelConfig, count: int) -> lis
     (inside the 24-hour window), and one `pending` reply per ticket recorded by record_send,
     all before anything is timed. Returns the message ids in ticket order."""
     channel_id = infra.seed_channel(services, config)
-    engine = _engine(services)
+    engine = db_engine(services)
     try:
         with system_tx(engine) as conn:
             tenant_id = int(
@@ -183,7 +187,7 @@ def record_pending(services: Services, config: ChannelConfig, count: int) -> lis
                     text("SELECT tenant_id FROM channels WHERE id = :id"), {"id": channel_id}
                 ).scalar_one()
             )
-            ticket_ids = _seed_tickets(conn, tenant_id=tenant_id, channel_id=channel_id, n=count)
+            ticket_ids = seed_tickets(conn, tenant_id=tenant_id, channel_id=channel_id, n=count)
         request = SendRequest(body=BODY)
         with tenant_tx(engine, tenant_id) as conn:
             return [
@@ -196,11 +200,11 @@ def record_pending(services: Services, config: ChannelConfig, count: int) -> lis
         engine.dispose()
 
 
-def _engine(services: Services) -> Engine:
+def db_engine(services: Services) -> Engine:
     return create_db_engine(services.dsn().replace("postgresql://", "postgresql+psycopg://"))
 
 
-def _seed_tickets(conn: Connection, *, tenant_id: int, channel_id: int, n: int) -> list[int]:
+def seed_tickets(conn: Connection, *, tenant_id: int, channel_id: int, n: int) -> list[int]:
     """Set-based, because seeding is not what is measured: contact, WhatsApp identity, ticket."""
     params = {"t": tenant_id, "ch": channel_id, "n": n}
     conn.execute(
@@ -313,7 +317,7 @@ def _quantile(ordered: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
 
 
-def _steady_rate(sent_at: list[float], burst: int) -> float | None:
+def steady_rate(sent_at: list[float], burst: int) -> float | None:
     """Sends per second over the second half, long after the initial burst is spent: what the
     bucket's refill rate allows. None when the burst covers that half too."""
     half = len(sent_at) // 2

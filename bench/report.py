@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bench.models import BatchStats, E2ERun, IngestRun, OutboundRun
+from bench.models import BatchStats, CampaignRun, E2ERun, IngestRun, OutboundRun
 
 INGEST_TARGET = 0.30
 E2E_TARGET = 0.50
 OUTBOUND_TARGET = 0.50
+CAMPAIGN_TARGET = 0.90  # of the channel's configured send rate
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ def _rounds(ratios: list[float]) -> list[Row]:
 
 def _cpu(per_event: dict[str, float]) -> str:
     """`web 0.4 wrk 2.8 pg 1.2`: CPU ms per event by process group."""
-    short = {"worker": "wrk", "postgres": "pg", "sandbox": "sbx"}
+    short = {"worker": "wrk", "postgres": "pg", "sandbox": "sbx", "scheduler": "sch"}
     return " ".join(f"{short.get(k, k)} {v:.1f}" for k, v in per_event.items())
 
 
@@ -138,6 +139,32 @@ def paced_rows(run: OutboundRun) -> list[Row]:
         Row("  cpu ms/send", _cpu(run.cpu_ms_per_send)),
         Row("  provider requests / messages", _once(run)),
         Row("  send attempts / dead letters", _attempts(run)),
+    ]
+
+
+def campaign_rows(run: CampaignRun) -> list[Row]:
+    """Freeze rate (no baseline: one set-based statement), then sends against the channel's
+    configured limit, the rate they are held to."""
+    steady = "-" if run.steady_sps is None else f"{run.steady_sps:.1f}"
+    ratio = f"{run.limit_ratio:.2f}x"
+    once = "yes" if run.exactly_once else "NO"
+    return [
+        Row("campaign freeze recipients/s", _n(run.freeze_rps)),
+        Row("  recipients / freeze seconds", f"{run.recipients:,} / {run.freeze_s:.2f}"),
+        Row(
+            f"campaign sends/s at {run.rate_per_s:g}/s burst {run.burst}",
+            f"{run.sps:.1f}",
+            f"{run.rate_per_s:g}",
+            ratio,
+            f">={CAMPAIGN_TARGET:.2f}x" + ("" if run.limit_ratio >= CAMPAIGN_TARGET else " MISSED"),
+        ),
+        Row("  second half / limit", f"{steady} / {run.rate_per_s:,.0f}"),
+        Row("  seconds first->last sent", f"{run.send_elapsed_s:.1f}"),
+        Row("  cpu ms/send", _cpu(run.cpu_ms_per_send)),
+        Row(
+            "  provider requests / exactly once",
+            f"{run.provider_requests:,} / {once} ({run.dead_letters} dead letters)",
+        ),
     ]
 
 

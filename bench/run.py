@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from bench import report
+from bench.campaign import CAMPAIGN_LIMIT, campaign_flowdesk
 from bench.infra import BenchError, Services, check_postgres, check_redis
 from bench.models import OutboundRun, Plan
 from bench.outbound import UNPACED, WHATSAPP_DEFAULT, outbound_flowdesk
@@ -34,12 +35,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--quick",
         action="store_true",
-        help="1,000 requests/events instead of 5,000; 500 outbound sends instead of 3,000",
+        help="1,000 requests/events instead of 5,000; 500 outbound sends instead of 3,000; "
+        "a campaign to 5,000 recipients instead of 100,000",
     )
     p.add_argument(
         "--rounds", type=int, help="baseline/FlowDesk pairs per comparison (default 2, quick 1)"
     )
-    p.add_argument("--only", choices=("ingest", "e2e", "outbound"), help="run one comparison")
+    p.add_argument(
+        "--only", choices=("ingest", "e2e", "outbound", "campaign"), help="run one comparison"
+    )
     p.add_argument("--requests", type=int, help="measured ingest requests (after warm-up)")
     p.add_argument("--events", type=int, help="measured end-to-end events")
     p.add_argument("--contacts", type=int, help="distinct senders the events come from")
@@ -47,6 +51,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--paced-sends", type=int, help="measured outbound sends at WhatsApp's default limit"
     )
+    p.add_argument("--recipients", type=int, help="the campaign's audience size")
     p.add_argument("--concurrency", type=int, default=64, help="load generator connections")
     p.add_argument("--threads", type=int, default=4, help="worker threads (both workers)")
     p.add_argument(
@@ -97,6 +102,7 @@ def build_plan(args: argparse.Namespace) -> Plan:
             e2e_warmup=100,
             contacts=100,
             sends=500,
+            campaign_recipients=5_000,
         )
     if args.requests:
         plan = replace(plan, requests=args.requests)
@@ -108,6 +114,8 @@ def build_plan(args: argparse.Namespace) -> Plan:
         plan = replace(plan, sends=args.sends)
     if args.paced_sends:
         plan = replace(plan, paced_sends=args.paced_sends)
+    if args.recipients:
+        plan = replace(plan, campaign_recipients=args.recipients)
     return plan
 
 
@@ -161,6 +169,8 @@ def measure(plan: Plan, only: str | None, rounds: int, procs: Processes) -> dict
             results["trace_table"] = report.trace_table(fde.trace)
     if only in (None, "outbound"):
         rows += _outbound(plan, rounds, procs, results)
+    if only in (None, "campaign"):
+        rows += _campaign(plan, procs, results)
     results["table"] = report.table(rows)
     return results
 
@@ -192,6 +202,27 @@ def _outbound(
     _check_exactly_once([fd, paced])
     results["exactly_once"] = fd.exactly_once and paced.exactly_once
     return report.outbound_rows(fd, noop, ratios) + report.paced_rows(paced)
+
+
+def _campaign(plan: Plan, procs: Processes, results: dict[str, Any]) -> list[report.Row]:
+    """One campaign (no baseline pair: the channel's configured limit is the yardstick)."""
+    limit = CAMPAIGN_LIMIT
+    print(
+        f"campaign: {plan.campaign_recipients:,} recipients at {limit.rate_per_s:g}/s "
+        f"burst {limit.burst}, worker -p 1 -t {plan.threads}",
+        flush=True,
+    )
+    run = campaign_flowdesk(procs, plan, recipients=plan.campaign_recipients, limit=limit)
+    results["campaign"] = asdict(run) | {"target": report.CAMPAIGN_TARGET}
+    if not run.exactly_once:
+        print(
+            f"\nERROR: the campaign's {run.recipients} recipients got {run.provider_requests} "
+            "provider requests, or a contact got two messages.",
+            file=sys.stderr,
+            flush=True,
+        )
+        results["exactly_once"] = False
+    return report.campaign_rows(run)
 
 
 def _check_exactly_once(runs: list[OutboundRun]) -> None:

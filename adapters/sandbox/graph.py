@@ -41,6 +41,8 @@ _PERMANENT: dict[int, tuple[str, int | None]] = {
     131026: ("(#131026) Message Undeliverable.", None),
     131047: ("(#131047) Re-engagement message", None),
     131051: ("(#131051) Unsupported message type", None),
+    132000: ("(#132000) Number of parameters does not match the expected number of params", None),
+    132001: ("(#132001) Template name does not exist in the translation", None),
     133010: ("(#133010) Phone number not registered", None),
 }
 
@@ -100,6 +102,10 @@ def _whatsapp_send(body: dict[str, Any]) -> tuple[JSONResponse, str | None, str 
     to = body.get("to")
     if not isinstance(to, str) or not to:
         return _invalid("(#100) The parameter to is required.", whatsapp=True), None, None
+    if body.get("type") == "template":
+        problem = template_problem(body.get("template"))
+        if problem is not None:
+            return _invalid(problem, whatsapp=True), None, None
     wa_id = _DIGITS.sub("", to) or to
     wamid = "wamid." + random_token(30)
     answer = {
@@ -108,6 +114,33 @@ def _whatsapp_send(body: dict[str, Any]) -> tuple[JSONResponse, str | None, str 
         "messages": [{"id": wamid}],
     }
     return JSONResponse(answer), wamid, wa_id
+
+
+def template_problem(template: Any) -> str | None:
+    """What the Cloud API would say about a `type: template` message's `template` object, or
+    None when it is well formed: a name, a language code, body parameters of non-empty text."""
+    if not isinstance(template, dict):
+        return "(#100) The parameter template is required."
+    name, language = template.get("name"), template.get("language")
+    if not isinstance(name, str) or not name:
+        return "(#100) The parameter template['name'] is required."
+    code = language.get("code") if isinstance(language, dict) else None
+    if not isinstance(code, str) or not code:
+        return "(#100) The parameter template['language']['code'] is required."
+    components = template.get("components", [])
+    if not isinstance(components, list):
+        return "(#100) Invalid parameter template['components']."
+    for component in components:
+        parameters = component.get("parameters", []) if isinstance(component, dict) else None
+        if not isinstance(parameters, list):
+            return "(#100) Invalid parameter template['components']."
+        for parameter in parameters:
+            if not isinstance(parameter, dict) or parameter.get("type") != "text":
+                return "(#100) Invalid parameter: only text parameters are supported."
+            text = parameter.get("text")
+            if not isinstance(text, str) or not text.strip():
+                return "(#100) Invalid parameter: a text parameter needs non-empty text."
+    return None
 
 
 def _messenger_send(body: Any) -> tuple[JSONResponse, str | None, str | None]:

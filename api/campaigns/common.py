@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from sqlalchemy import Connection
@@ -17,6 +17,7 @@ from engine.campaigns import (
     CampaignInputError,
     CampaignStateError,
     InvalidTransitionError,
+    Variant,
 )
 from engine.errors import NotFoundError
 from engine.store import campaigns as store
@@ -54,13 +55,21 @@ def channel_disconnected() -> ApiError:
 
 
 def check_references(
-    conn: Connection, *, tenant_id: int, channel_id: int | None, audience: Audience | None
+    conn: Connection,
+    *,
+    tenant_id: int,
+    channel_id: int | None,
+    audience: Audience | None,
+    variants: Sequence[Variant] = (),
 ) -> None:
-    """422 naming the channel, tags, contacts or import that are not the tenant's rows."""
+    """422 naming the channel, tags, contacts or import that are not the tenant's rows, or a
+    variant's WhatsApp template on a channel of another kind."""
     if channel_id is not None and (
         store.get_channel_state(conn, tenant_id=tenant_id, channel_id=channel_id) is None
     ):
         raise invalid_field("channel_id", f"no channel {channel_id} in this tenant")
+    if channel_id is not None:
+        check_templates(conn, tenant_id=tenant_id, channel_id=channel_id, variants=variants)
     if audience is None:
         return
     if audience.tag_ids is not None:
@@ -78,6 +87,21 @@ def check_references(
     ):
         raise invalid_field(
             "audience.csv_import_id", f"no import {audience.csv_import_id} in this tenant"
+        )
+
+
+def check_templates(
+    conn: Connection, *, tenant_id: int, channel_id: int, variants: Sequence[Variant]
+) -> None:
+    """422 when a variant carries a WhatsApp template and the channel is not WhatsApp."""
+    with_template = [n for n, v in enumerate(variants) if v.template is not None]
+    if not with_template:
+        return
+    state = store.get_channel_state(conn, tenant_id=tenant_id, channel_id=channel_id)
+    if state is not None and state[0] != "whatsapp":
+        raise invalid_field(
+            f"variants.{with_template[0]}.template",
+            f"templates are sent on WhatsApp channels only; channel {channel_id} is {state[0]}",
         )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Connection
 
-from api.campaigns.common import check_references, not_found, router
+from api.campaigns.common import check_references, check_templates, not_found, router
 from api.campaigns.models import (
     CampaignIn,
     CampaignListQuery,
@@ -37,7 +37,13 @@ async def create_campaign(call: Call[CampaignIn, NoQuery]) -> CampaignView:
     b = call.body
 
     def create(c: Connection) -> store.Campaign:
-        check_references(c, tenant_id=call.tenant_id, channel_id=b.channel_id, audience=b.audience)
+        check_references(
+            c,
+            tenant_id=call.tenant_id,
+            channel_id=b.channel_id,
+            audience=b.audience,
+            variants=b.variants,
+        )
         settings = store.CampaignSettings(
             **b.model_dump(exclude={"time_zone", "delay_ms"}),
             time_zone=b.time_zone or store.get_tenant_time_zone(c, tenant_id=call.tenant_id),
@@ -81,6 +87,10 @@ async def update_campaign(call: Call[CampaignPatch, NoQuery]) -> CampaignView:
             )
         check_references(c, tenant_id=call.tenant_id, channel_id=b.channel_id, audience=b.audience)
         merged = current.model_copy(update=changes)
+        if b.variants is not None or b.channel_id is not None:
+            check_templates(
+                c, tenant_id=call.tenant_id, channel_id=merged.channel_id, variants=merged.variants
+            )
         problem = times_error(merged.start_at, merged.end_at)
         if problem:
             raise invalid_field("end_at", problem)

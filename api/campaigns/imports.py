@@ -9,9 +9,9 @@ from pydantic import ValidationError
 from starlette.requests import Request
 
 from api.campaigns.common import router
-from api.campaigns.models import ImportJson, ImportQuery, ImportView
+from api.campaigns.models import ImportJson, ImportQuery, ImportReadQuery, ImportView
 from api.errors import ApiError, ErrorDetail, invalid_request
-from api.framework import Call, NoBody, NoQuery
+from api.framework import Call, NoBody
 from api.rbac import Permission
 from engine.campaigns import CsvImportError, parse_csv
 from engine.campaigns.csv_import import MAX_CSV_BYTES
@@ -39,7 +39,7 @@ async def import_contacts(call: Call[NoBody, ImportQuery]) -> ImportView:
     become contacts (an existing number keeps its contact), with an identity on the channel
     when it is WhatsApp or SMS; bad rows are listed by line number with the reason and left
     out. Up to 10 MB (413) and 200 000 rows (422). Target the import with
-    `audience.csv_import_id`."""
+    `audience.csv_import_id`; `filename` is kept with it."""
     tenant_id, channel_id = call.tenant_id, call.query.channel_id
     async with call.tx() as conn:
         channel = await conn.run_sync(
@@ -65,6 +65,7 @@ async def import_contacts(call: Call[NoBody, ImportQuery]) -> ImportView:
                 channel_type=channel[0],
                 parsed=parsed,
                 user_id=call.principal.user_id,
+                filename=call.query.filename,
             )
         )
     return ImportView.of(result)
@@ -73,14 +74,18 @@ async def import_contacts(call: Call[NoBody, ImportQuery]) -> ImportView:
 @router.get(
     _PATH + "/{id}",
     Permission.CAMPAIGNS_READ,
+    query=ImportReadQuery,
     response=ImportView,
     summary="Get a CSV import",
 )
-async def get_import(call: Call[NoBody, NoQuery]) -> ImportView:
-    """Counts and bad rows of an earlier import."""
+async def get_import(call: Call[NoBody, ImportReadQuery]) -> ImportView:
+    """Counts, status and bad rows (line number and reason, by line) of an earlier import."""
+    after = call.query.errors_after_line
     async with call.tx() as conn:
         found = await conn.run_sync(
-            lambda c: store.get_import(c, tenant_id=call.tenant_id, import_id=call.id())
+            lambda c: store.get_import(
+                c, tenant_id=call.tenant_id, import_id=call.id(), errors_after_line=after
+            )
         )
     if found is None:
         raise ApiError(404, "not_found", "Import not found.")

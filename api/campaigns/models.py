@@ -25,7 +25,14 @@ from engine.campaigns import (
     Variants,
 )
 from engine.queries.common import IdView, UtcDatetime
-from engine.store.campaigns import COUNT_KEYS, Campaign, CampaignReport, CauseCount, ImportResult
+from engine.store.campaigns import (
+    COUNT_KEYS,
+    Campaign,
+    CampaignReport,
+    CauseCount,
+    ImportResult,
+    ImportStatus,
+)
 
 MAX_DELAY_MS = 3_600_000  # an hour between two sends is already a drip, not a campaign
 MAX_RATE_PER_MIN = 6_000
@@ -196,6 +203,15 @@ class ReportView(BaseModel):
 
 class ImportQuery(Frozen):
     channel_id: RowId
+    filename: LongName | None = Field(
+        default=None, description="the file's name, kept with the import to recognise it"
+    )
+
+
+class ImportReadQuery(Frozen):
+    errors_after_line: int = Field(
+        default=0, ge=0, le=2**31 - 1, description="list bad rows after this line (paging)"
+    )
 
 
 class ImportJson(Frozen):
@@ -205,12 +221,17 @@ class ImportJson(Frozen):
 
 
 class ImportView(BaseModel):
-    """An import: valid rows kept as contacts; bad rows by line (the first 1000 listed)."""
+    """An import: valid rows kept as contacts; bad rows by line (1000 at a time: when
+    `errors_truncated`, read on with `errors_after_line` = the last line listed)."""
 
     model_config = ConfigDict(frozen=True)
 
     id: int
     channel_id: int
+    campaign_id: int | None = Field(description="the first campaign that targeted the import")
+    filename: str | None
+    created_by: int | None
+    status: ImportStatus
     total_rows: int
     valid: int
     created: int

@@ -32,7 +32,9 @@ def add_campaign_commands(sub: Any, add: Add) -> None:
     who.add_argument("--import", dest="csv_import", type=positive_int, help="a CSV import's id")
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--message", action="append", help="a variant's text (up to 3)")
-    what.add_argument("--variants-file", help='JSON list: [{"body", "media_url", "media_type"}]')
+    what.add_argument(
+        "--variants-file", help='JSON list: [{"body", "media_url", "media_type", "template"}]'
+    )
     p.add_argument("--start", help="start time, ISO 8601 with offset")
     p.add_argument("--end", help="end time, ISO 8601 with offset")
     p.add_argument("--window", help="daily send window, local time, e.g. 08:00-20:00")

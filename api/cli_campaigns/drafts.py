@@ -66,7 +66,11 @@ def cmd_create(args: argparse.Namespace, settings: Any, out: Output) -> None:
     db = cli_db(settings)
     with as_cli_errors(), tenant_tx(db, args.tenant) as conn:
         check_references(
-            conn, tenant_id=args.tenant, channel_id=body.channel_id, audience=body.audience
+            conn,
+            tenant_id=args.tenant,
+            channel_id=body.channel_id,
+            audience=body.audience,
+            variants=body.variants,
         )
         settings_ = store.CampaignSettings(
             **body.model_dump(exclude={"time_zone", "delay_ms"}),

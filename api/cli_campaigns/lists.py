@@ -45,6 +45,7 @@ def cmd_import(args: argparse.Namespace, settings: Any, out: Output) -> None:
             channel_type=channel.type.value,
             parsed=parsed,
             user_id=None,
+            filename=path.name[:200],
         )
     lines = [
         f"import {result.id}: {result.valid} of {result.total_rows} rows kept "
@@ -52,7 +53,8 @@ def cmd_import(args: argparse.Namespace, settings: Any, out: Output) -> None:
         *(f"  line {e.line}: {e.reason}" for e in result.errors),
     ]
     if result.errors_truncated:
-        lines.append(f"  … and {result.error_count - len(result.errors)} more bad rows")
+        more = result.error_count - len(result.errors)
+        lines.append(f"  … and {more} more bad rows (all kept with import {result.id})")
     lines.append(f"target it with: flowdesk campaign create --import {result.id} …")
     out.emit(result.model_dump(mode="json"), "\n".join(lines))
 

@@ -16,7 +16,7 @@ from adapters.registry import can_change_sent
 from api.framework import MAX_BIGINT, ApiRouter, Call, NoBody, NoQuery, conflict, not_found
 from api.rbac import Permission
 from api.resources.common import Clean, clean_text
-from api.tickets.common import after_commit, visible_ticket
+from api.tickets.common import after_commit, invalid_field, visible_ticket
 from engine.errors import NotFoundError
 from engine.queries.tickets import (
     MessagePage,
@@ -127,7 +127,13 @@ async def send_ticket_message(call: Call[TicketMessageIn, NoQuery]) -> MessageVi
     ticket_id = call.id()
     send = call.body
     async with call.tx() as conn:
-        await visible_ticket(call, conn, ticket_id)
+        ticket = await visible_ticket(call, conn, ticket_id)
+        if send.template is not None and ticket.channel.type != "whatsapp":
+            raise invalid_field(
+                "template",
+                "templates are sent on WhatsApp channels only; "
+                f"this ticket's channel is {ticket.channel.type}",
+            )
         try:
             recorded: RecordedSend = await conn.run_sync(
                 lambda sync: record_send(

@@ -19,15 +19,15 @@ from engine.campaigns.status import (
     can_transition,
     check_transition,
 )
-from engine.campaigns.variants import (
+from engine.campaigns.templates import WhatsAppTemplate
+from engine.campaigns.variables import (
     KNOWN_VARIABLES,
-    Variant,
-    Variants,
     check_variables,
     render,
     variable_values,
     variables_in,
 )
+from engine.campaigns.variants import Variant, Variants
 from engine.campaigns.window import WEEKDAYS, SendWindow, TimeZoneName, Weekday, zone
 
 __all__ = [
@@ -51,6 +51,7 @@ __all__ = [
     "Variant",
     "Variants",
     "Weekday",
+    "WhatsAppTemplate",
     "can_transition",
     "check_transition",
     "check_variables",

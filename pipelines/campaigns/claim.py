@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection
 
@@ -12,10 +13,14 @@ from engine.store import api_clients as people
 from engine.store import campaign_sending as store
 from engine.store.conversations import insert_ticket_event
 from pipelines.inbound.enrich import contact_lock_key
-from pipelines.outbound.request import SendRequest, record_send
+from pipelines.outbound.request import SendRequest, TemplateRequest, record_send
+from pipelines.outbound.send import SESSION_WINDOW
 
 # Channels that reach a person by phone number: a number alone is an address there.
 _PHONE_CHANNELS = frozenset({ChannelType.WHATSAPP, ChannelType.SMS})
+# Free-form text goes to contacts who wrote within this; others get the variant's template.
+# Short of the provider's 24 hours: a text claimed at 23:59 would be refused when it is sent.
+TEXT_WINDOW = SESSION_WINDOW - timedelta(minutes=15)
 
 
 @dataclass
@@ -45,14 +50,21 @@ def skip_reason(r: store.Recipient) -> str | None:
 
 
 def claim_and_record(
-    conn: Connection, campaign: store.SendingCampaign, variants: list[Variant], *, limit: int
+    conn: Connection,
+    campaign: store.SendingCampaign,
+    variants: list[Variant],
+    *,
+    limit: int,
+    now: datetime | None = None,
 ) -> Claimed:
     """Claim up to `limit` pending recipients and record one pending `campaign` message each.
 
     All in the caller's transaction: if it does not commit, no row stays claimed and no
     message exists, so a crash between claim and record cannot leave a claimed row without
-    its message. The caller enqueues the sends after commit. `variants` is not empty.
+    its message. The caller enqueues the sends after commit. `variants` is not empty. `now`
+    (default: this host's clock) places each contact inside or outside the 24-hour window.
     """
+    at = now or datetime.now(UTC)
     out = Claimed()
     recipients = store.lock_recipients(
         conn,
@@ -67,9 +79,9 @@ def claim_and_record(
     for r in recipients:
         reason = skip_reason(r) or _address_problem(conn, campaign, r)
         if reason is None:
-            recorded = _record(conn, campaign, r, variants)
+            recorded = _record(conn, campaign, r, variants, at)
             if recorded is None:
-                reason = "empty_message"
+                reason = "empty_message"  # or an empty template parameter
             else:
                 sends.append((r.row_id, recorded[0]))
                 out.outbox_ids += recorded[1]
@@ -105,37 +117,68 @@ def _address_problem(
 
 
 def _record(
-    conn: Connection, campaign: store.SendingCampaign, r: store.Recipient, variants: list[Variant]
+    conn: Connection,
+    campaign: store.SendingCampaign,
+    r: store.Recipient,
+    variants: list[Variant],
+    now: datetime,
 ) -> tuple[int, list[int]] | None:
     """Render the recipient's variant and record it pending: (message id, outbox ids), or None
-    when the rendered text is empty (a body of variables the contact has no values for)."""
-    ticket_id, protocol, created = store.get_campaign_ticket(
+    when the rendered text is empty (a body of variables the contact has no values for) or a
+    template parameter is."""
+    ticket = store.get_campaign_ticket(
         conn, tenant_id=campaign.tenant_id, channel_id=campaign.channel_id, contact_id=r.contact_id
     )
-    if created:
+    if ticket.created:
         insert_ticket_event(
             conn,
             tenant_id=campaign.tenant_id,
-            ticket_id=ticket_id,
+            ticket_id=ticket.id,
             type="created",
-            data={"status": "closed", "protocol": protocol, "source": "campaign"},
+            data={"status": "closed", "protocol": ticket.protocol, "source": "campaign"},
         )
     # The freeze draws a variant per contact; a row without one (older data) gets a stable one.
     index = (r.variant if r.variant is not None else r.contact_id) % len(variants)
     variant = variants[index]
-    values = variable_values(name=r.name, phone=r.phone, email=r.email, protocol=protocol)
-    body = variant.render(values).strip()
-    if not body:
+    values = variable_values(name=r.name, phone=r.phone, email=r.email, protocol=ticket.protocol)
+    request = _request(campaign, variant, values, ticket.last_inbound_at, now)
+    if request is None:
         return None
     recorded = record_send(
         conn,
         tenant_id=campaign.tenant_id,
-        ticket_id=ticket_id,
-        request=SendRequest.model_validate(
-            {"body": body, "media_url": variant.media_url, "media_type": variant.media_type}
-        ),
+        ticket_id=ticket.id,
+        request=request,
         user_id=None,
         send_type="campaign",
         event_data={"campaign_id": campaign.id, "variant": index + 1},
     )
     return recorded.message_id, recorded.outbox_ids
+
+
+def _request(
+    campaign: store.SendingCampaign,
+    variant: Variant,
+    values: dict[str, str],
+    last_inbound_at: datetime | None,
+    now: datetime,
+) -> SendRequest | None:
+    """The variant's text, or its WhatsApp template for a contact outside the 24-hour window
+    (a variant without a template sends the text, which the send refuses: outside_window)."""
+    template = variant.template
+    outside = last_inbound_at is None or now - last_inbound_at > TEXT_WINDOW
+    if template is not None and campaign.channel_type is ChannelType.WHATSAPP and outside:
+        params = template.render_params(values)
+        if params is None:
+            return None
+        return SendRequest(
+            template=TemplateRequest(
+                name=template.name, language=template.language, parameters=params
+            )
+        )
+    body = variant.render(values).strip()
+    if not body:
+        return None
+    return SendRequest.model_validate(
+        {"body": body, "media_url": variant.media_url, "media_type": variant.media_type}
+    )

@@ -150,7 +150,7 @@ def _claim(
         want = limit - len(out.message_ids)
         if want <= 0:
             break
-        batch = claim_and_record(conn, c, variants, limit=want)
+        batch = claim_and_record(conn, c, variants, limit=want, now=now)
         out.message_ids += batch.message_ids
         out.outbox_ids += batch.outbox_ids
         out.skipped += batch.skipped

@@ -52,10 +52,14 @@ async def upload(
     *,
     channel_id: int | None = None,
     content_type: str = "text/csv",
+    filename: str | None = None,
 ) -> httpx.Response:
+    params: dict[str, str | int] = {"channel_id": channel_id or team.channel_id}
+    if filename is not None:
+        params["filename"] = filename
     return await api.post(
         IMPORTS,
-        params={"channel_id": channel_id or team.channel_id},
+        params=params,
         content=content,
         headers={**team.as_("supervisor"), "Content-Type": content_type},
     )
@@ -93,12 +97,71 @@ async def test_bad_rows_are_listed_by_line_and_good_rows_kept(
 async def test_an_import_becomes_a_campaign_audience(
     api: httpx.AsyncClient, db: AsyncEngine, team: Team
 ) -> None:
-    imported = (await upload(api, team, FILE)).json()
+    imported = (await upload(api, team, FILE, filename="clientes maio.csv")).json()
+    assert (imported["status"], imported["filename"]) == (
+        "completed_with_errors",
+        "clientes maio.csv",
+    )
+    assert imported["campaign_id"] is None
+    assert imported["created_by"] == team.user_ids["supervisor"]
     campaign = await create(api, db, team, audience={"csv_import_id": imported["id"]})
     started = await api.post(f"{BASE}/{campaign['id']}/start", json={}, headers=team.as_("admin"))
     assert started.status_code == 200, started.text
     assert started.json()["counts"]["pending"] == 3
     assert started.json()["counts"]["total"] == 3
+    # The import remembers the first campaign that targeted it; a second one leaves it be.
+    await create(api, db, team, audience={"csv_import_id": imported["id"]})
+    again = await api.get(f"{IMPORTS}/{imported['id']}", headers=team.as_("supervisor"))
+    assert again.json()["campaign_id"] == campaign["id"]
+    stored = await rows(
+        db,
+        "SELECT rows_total, rows_valid, rows_invalid, contacts_created, status "
+        "FROM campaign_imports WHERE id = :i",
+        i=imported["id"],
+    )
+    assert stored == [(6, 3, 3, 3, "completed_with_errors")]
+    lines = await rows(
+        db,
+        "SELECT line FROM campaign_import_contacts WHERE import_id = :i ORDER BY line",
+        i=imported["id"],
+    )
+    assert [line for (line,) in lines] == [2, 7, 8]
+
+
+async def test_every_bad_row_is_kept_and_read_a_thousand_at_a_time(
+    api: httpx.AsyncClient, team: Team
+) -> None:
+    content = "phone\n" + "12345\n" * 1_500 + "+5511987650001\n"
+    imported = (await upload(api, team, content)).json()
+    assert (imported["valid"], imported["error_count"], imported["status"]) == (
+        1,
+        1_500,
+        "completed_with_errors",
+    )
+    assert len(imported["errors"]) == 1_000 and imported["errors_truncated"] is True
+    assert imported["errors"][-1] == {"line": 1_001, "reason": "invalid phone number"}
+    rest = await api.get(
+        f"{IMPORTS}/{imported['id']}",
+        params={"errors_after_line": 1_001},
+        headers=team.as_("supervisor"),
+    )
+    page = rest.json()
+    assert [e["line"] for e in page["errors"]] == list(range(1_002, 1_502))
+    assert page["errors_truncated"] is False
+    bad = await api.get(
+        f"{IMPORTS}/{imported['id']}",
+        params={"errors_after_line": -1},
+        headers=team.as_("supervisor"),
+    )
+    assert bad.status_code == 422 and error_fields(bad) == ["errors_after_line"]
+
+
+async def test_a_file_without_a_valid_row_is_recorded_as_such(
+    api: httpx.AsyncClient, team: Team
+) -> None:
+    imported = (await upload(api, team, "phone\n12345\n")).json()
+    assert (imported["valid"], imported["status"]) == (0, "no_valid_rows")
+    assert imported["errors"] == [{"line": 2, "reason": "invalid phone number"}]
 
 
 async def test_a_known_number_keeps_its_contact_and_name(

@@ -121,6 +121,33 @@ async def test_a_draft_is_created_with_zero_counts_and_the_tenant_s_time_zone(
         ({"variants": [{"body": "Olá {{nome}}"}]}, "variants.0.body", "unknown variable {{nome}}"),
         ({"variants": [{"body": "   "}]}, "variants.0.body", "at least 1 character"),
         ({"variants": [{"body": "a"}] * 4}, "variants", "at most 3"),
+        (
+            {
+                "variants": [
+                    {"body": "a", "template": {"name": "Order Update", "language": "pt_BR"}}
+                ]
+            },
+            "variants.0.template.name",
+            "lowercase letters",
+        ),
+        (
+            {"variants": [{"body": "a", "template": {"name": "order", "language": "portuguese"}}]},
+            "variants.0.template.language",
+            "language code",
+        ),
+        (
+            {
+                "variants": [
+                    {"body": "a"},
+                    {
+                        "body": "b",
+                        "template": {"name": "o", "language": "pt_BR", "params": ["{{cpf}}"]},
+                    },
+                ]
+            },
+            "variants.1.template.params.0",
+            "unknown variable {{cpf}}",
+        ),
         ({"variants": []}, "variants", "at least 1"),
         ({"audience": {"tag_ids": [1], "contact_ids": [2]}}, "audience", "exactly one"),
         ({"delay_ms": 1000, "rate_per_min": 30}, "body", "not both"),
@@ -144,6 +171,30 @@ async def test_bad_drafts_are_refused_naming_the_field(
     assert response.status_code == 422, response.text
     assert field in error_fields(response)
     assert words in response.text
+
+
+async def test_a_variant_s_whatsapp_template_is_kept_and_refused_on_other_channels(
+    api: httpx.AsyncClient, db: AsyncEngine, team: Team
+) -> None:
+    template = {"name": "order_update", "language": "pt_BR", "params": ["{{first_name|there}}"]}
+    variants = [{"body": "Hi {{first_name|there}}", "template": template}]
+    created = await create(api, db, team, variants=variants)
+    assert created["variants"][0]["template"] == template
+
+    admin = team.as_("admin")
+    body = campaign_body(
+        team, audience=await default_audience(db, team), variants=[{"body": "Hi"}, *variants]
+    )
+    on_telegram = await api.post(
+        BASE, json=body | {"channel_id": team.telegram_channel_id}, headers=admin
+    )
+    assert on_telegram.status_code == 422, on_telegram.text
+    assert error_fields(on_telegram) == ["variants.1.template"]
+    assert "WhatsApp channels only" in on_telegram.text
+    moved = await api.patch(
+        f"{BASE}/{created['id']}", json={"channel_id": team.telegram_channel_id}, headers=admin
+    )
+    assert moved.status_code == 422 and error_fields(moved) == ["variants.0.template"]
 
 
 async def test_another_tenant_s_channel_tags_and_contacts_are_unknown_here(

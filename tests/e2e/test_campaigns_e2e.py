@@ -279,3 +279,65 @@ def test_a_provider_outage_fails_nobody_and_everyone_gets_it_after_recovery(
     assert rows_by_status(clean_db, campaign_id) == {"sent": 40}
     per_recipient = Counter(r["json"]["to"] for r in delivered_sends(sandbox_control))
     assert len(per_recipient) == 40 and set(per_recipient.values()) == {1}
+
+
+def test_contacts_outside_the_24_hour_window_get_the_whatsapp_template(
+    clean_db: Engine,
+    engine8: RunningEngine,
+    whatsapp: SeededChannel,
+    sandbox_control: SandboxControl,
+) -> None:
+    tenant_id = whatsapp.seeded.tenant_id
+    recent, old = seed_audience(
+        clean_db, tenant_id=tenant_id, channel_id=whatsapp.channel_id, count=2
+    )
+    with system_tx(clean_db) as conn:
+        conn.execute(
+            text(
+                "UPDATE tickets SET last_inbound_at = now() - interval '3 days' "
+                "WHERE contact_id = :c"
+            ),
+            {"c": old},
+        )
+    template = {
+        "name": "order_update",
+        "language": "pt_BR",
+        "params": ["{{first_name|cliente}}", "{{protocol}}"],
+    }
+    variant = Variant.model_validate({"body": "Oi {{first_name}}!", "template": template})
+    campaign_id = create_campaign(
+        clean_db,
+        tenant_id=tenant_id,
+        channel_id=whatsapp.channel_id,
+        contact_ids=[recent, old],
+        start_at=PAST,
+        variants=[variant],
+    )
+    start(engine8)
+    with scheduler_running():
+        wait_until(lambda: campaign(clean_db, campaign_id)["status"] == "finished", 30, "finished")
+    assert rows_by_status(clean_db, campaign_id) == {"sent": 2}
+    by_contact = {m["contact_id"]: m for m in campaign_messages(clean_db, tenant_id)}
+    sent = {r["json"]["to"]: r["json"] for r in delivered_sends(sandbox_control)}
+    assert sent[by_contact[recent]["wa_id"]]["text"]["body"] == "Oi Cliente!"
+    with system_tx(clean_db) as conn:
+        protocol = conn.execute(
+            text(
+                "SELECT t.protocol FROM messages m JOIN tickets t ON t.id = m.ticket_id "
+                "WHERE m.id = :id"
+            ),
+            {"id": by_contact[old]["id"]},
+        ).scalar_one()
+    assert sent[by_contact[old]["wa_id"]]["template"] == {
+        "name": "order_update",
+        "language": {"code": "pt_BR"},
+        "components": [
+            {
+                "type": "body",
+                "parameters": [
+                    {"type": "text", "text": "Cliente"},
+                    {"type": "text", "text": protocol},
+                ],
+            }
+        ],
+    }

@@ -67,12 +67,14 @@ def create_campaign(
     rate_per_min: int | None = None,
     delay_ms: int = 0,
     body: str = BODY,
+    variants: list[Variant] | None = None,
 ) -> int:
-    """A campaign over `contact_ids`; `scheduled` when given a start time, else a draft."""
+    """A campaign over `contact_ids`; `scheduled` when given a start time, else a draft.
+    `variants` replaces the single variant of `body`."""
     settings = CampaignSettings(
         channel_id=channel_id,
         name="Cupom de domingo",
-        variants=[Variant(body=body)],
+        variants=variants or [Variant(body=body)],
         audience=Audience(contact_ids=contact_ids),
         start_at=start_at,
         end_at=end_at,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from engine.store.campaign_sending.claims import (
+    CampaignTicket,
     Recipient,
     SendingCampaign,
     get_campaign_ticket,
@@ -40,6 +41,7 @@ from engine.store.campaign_sending.winddown import (
 
 __all__ = [
     "CANCELLED",
+    "CampaignTicket",
     "CountsChange",
     "OpenRows",
     "Recipient",

@@ -223,19 +223,29 @@ def link_identity(
     return int(owner) == contact_id
 
 
+class CampaignTicket(Frozen):
+    """The ticket a campaign message is written on, and when its contact last wrote there."""
+
+    id: int
+    protocol: str
+    created: bool
+    last_inbound_at: datetime | None
+
+
 def get_campaign_ticket(
     conn: Connection, *, tenant_id: int, channel_id: int, contact_id: int
-) -> tuple[int, str, bool]:
-    """(ticket id, protocol, created) a campaign message to this contact is written on.
+) -> CampaignTicket:
+    """The ticket a campaign message to this contact is written on.
 
     The live ticket if there is one (the agent sees the message in the conversation), else the
     newest closed one, else a new closed ticket: a campaign must not flood the agents' queue
-    with a pending ticket per recipient. A reply opens a live ticket the usual way.
+    with a pending ticket per recipient. A reply opens a live ticket the usual way. Its
+    last_inbound_at is what the send's 24-hour window check reads.
     """
     row = conn.execute(
         text(
             """
-            SELECT id, protocol FROM tickets
+            SELECT id, protocol, last_inbound_at FROM tickets
             WHERE tenant_id = :t AND channel_id = :ch AND contact_id = :c
             ORDER BY status IN ('pending', 'open') DESC, id DESC LIMIT 1
             """
@@ -243,7 +253,9 @@ def get_campaign_ticket(
         {"t": tenant_id, "ch": channel_id, "c": contact_id},
     ).first()
     if row is not None:
-        return int(row[0]), str(row[1]), False
+        return CampaignTicket(
+            id=int(row[0]), protocol=str(row[1]), created=False, last_inbound_at=row[2]
+        )
     created = conn.execute(
         text(
             """
@@ -257,7 +269,9 @@ def get_campaign_ticket(
         ),
         {"t": tenant_id, "ch": channel_id, "c": contact_id},
     ).one()
-    return int(created[0]), str(created[1]), True
+    return CampaignTicket(
+        id=int(created[0]), protocol=str(created[1]), created=True, last_inbound_at=None
+    )
 
 
 def settle_claims(

@@ -21,9 +21,11 @@ from engine.store.campaigns.core import (
 )
 from engine.store.campaigns.counts import get_counts, increment_counts
 from engine.store.campaigns.imports import (
-    IMPORT_ACTION,
+    MAX_LISTED_ERRORS,
     PHONE_CHANNELS,
     ImportResult,
+    ImportStatus,
+    attach_import,
     get_import,
     insert_import,
 )
@@ -52,7 +54,7 @@ from engine.store.campaigns.reports import (
 __all__ = [
     "COUNT_KEYS",
     "EXPORT_BATCH",
-    "IMPORT_ACTION",
+    "MAX_LISTED_ERRORS",
     "PHONE_CHANNELS",
     "PROGRESS_TOPIC",
     "SETTING_COLUMNS",
@@ -64,10 +66,12 @@ __all__ = [
     "ChannelDisconnectedError",
     "ExportRow",
     "ImportResult",
+    "ImportStatus",
     "Started",
     "Transitioned",
     "UpdateOutcome",
     "VariantCount",
+    "attach_import",
     "duplicate_campaign",
     "export_page",
     "export_rows",

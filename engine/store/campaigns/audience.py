@@ -5,7 +5,6 @@ from __future__ import annotations
 from sqlalchemy import Connection, text
 
 from engine.store.campaigns.counts import increment_counts
-from engine.store.campaigns.imports import IMPORT_ACTION
 
 # Why a contact of the audience is not sent to, as campaign_contacts.reason says it.
 SKIP_REASONS = ("merged", "opted_out", "suppressed", "unreachable", "no_address")
@@ -20,7 +19,7 @@ _FREEZE = text(
         FROM campaigns c JOIN channels ch ON ch.id = c.channel_id AND ch.tenant_id = c.tenant_id
         WHERE c.tenant_id = :t AND c.id = :id
     ),
-    wanted AS (
+    wanted AS MATERIALIZED (
         SELECT ct.contact_id FROM camp, contact_tags ct
         WHERE ct.tenant_id = :t AND ct.tag_id IN (
             SELECT CAST(x AS bigint)
@@ -29,10 +28,8 @@ _FREEZE = text(
         SELECT CAST(x AS bigint)
         FROM camp, jsonb_array_elements_text(coalesce(camp.audience -> 'contact_ids', '[]')) AS x
         UNION
-        SELECT CAST(x AS bigint)
-        FROM camp, audit_log a, jsonb_array_elements_text(a.data -> 'contact_ids') AS x
-        WHERE a.tenant_id = :t AND a.action = :import_action
-          AND a.id = CAST(camp.audience ->> 'csv_import_id' AS bigint)
+        SELECT ic.contact_id FROM camp, campaign_import_contacts ic
+        WHERE ic.tenant_id = :t AND ic.import_id = CAST(camp.audience ->> 'csv_import_id' AS bigint)
     ),
     people AS (
         SELECT p.id, CASE
@@ -84,9 +81,7 @@ def freeze_audience(conn: Connection, campaign_id: int, *, tenant_id: int) -> in
     Idempotent (ON CONFLICT DO NOTHING): a second call adds nothing and counts nothing.
     Adds what it wrote to the live counters.
     """
-    pending, skipped = conn.execute(
-        _FREEZE, {"t": tenant_id, "id": campaign_id, "import_action": IMPORT_ACTION}
-    ).one()
+    pending, skipped = conn.execute(_FREEZE, {"t": tenant_id, "id": campaign_id}).one()
     increment_counts(
         conn, campaign_id, {"pending": pending, "skipped": skipped}, tenant_id=tenant_id
     )

@@ -12,6 +12,7 @@ from sqlalchemy import Connection, text
 
 from engine.campaigns import Audience, CampaignStatus, SendWindow, Variant
 from engine.queries.common import contains_pattern
+from engine.store.campaigns.imports import attach_import
 from engine.store.patch import patch_row
 
 # The statuses campaign_contacts rows move through, as counted in campaigns.counts.
@@ -112,7 +113,17 @@ def insert_campaign(
         f"INSERT INTO campaigns (tenant_id, created_by, {names}) "  # noqa: S608 - constant names
         f"VALUES (:t, :u, {binds}) RETURNING id"
     )
-    return int(conn.execute(text(sql), {"t": tenant_id, "u": created_by, **values}).scalar_one())
+    campaign_id = int(
+        conn.execute(text(sql), {"t": tenant_id, "u": created_by, **values}).scalar_one()
+    )
+    if settings.audience.csv_import_id is not None:
+        attach_import(
+            conn,
+            tenant_id=tenant_id,
+            import_id=settings.audience.csv_import_id,
+            campaign_id=campaign_id,
+        )
+    return campaign_id
 
 
 def get_campaign(conn: Connection, *, tenant_id: int, campaign_id: int) -> Campaign | None:
@@ -182,6 +193,14 @@ def update_draft(
         columns=SETTING_COLUMNS,
         touch=True,
     )
+    audience = changes.get("audience")
+    if isinstance(audience, dict) and isinstance(audience.get("csv_import_id"), int):
+        attach_import(
+            conn,
+            tenant_id=tenant_id,
+            import_id=audience["csv_import_id"],
+            campaign_id=campaign_id,
+        )
     return "updated"
 
 

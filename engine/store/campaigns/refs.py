@@ -6,8 +6,6 @@ from collections.abc import Sequence
 
 from sqlalchemy import Connection, text
 
-from engine.store.campaigns.imports import IMPORT_ACTION
-
 
 def known_tag_ids(conn: Connection, *, tenant_id: int, ids: Sequence[int]) -> set[int]:
     """Those of `ids` that are tags of the tenant."""
@@ -32,9 +30,8 @@ def import_exists(conn: Connection, *, tenant_id: int, import_id: int) -> bool:
     return bool(
         conn.execute(
             text(
-                "SELECT EXISTS (SELECT 1 FROM audit_log "
-                "WHERE tenant_id = :t AND id = :id AND action = :a)"
+                "SELECT EXISTS (SELECT 1 FROM campaign_imports WHERE tenant_id = :t AND id = :id)"
             ),
-            {"t": tenant_id, "id": import_id, "a": IMPORT_ACTION},
+            {"t": tenant_id, "id": import_id},
         ).scalar_one()
     )
