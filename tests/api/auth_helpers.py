@@ -213,3 +213,13 @@ async def create_client(
 def phone() -> str:
     """A Brazilian mobile number no other test uses."""
     return f"+55119{uuid.uuid4().int % 10**8:08d}"
+
+
+async def refresh(http: httpx.AsyncClient, token: str) -> httpx.Response:
+    return await http.post("/api/v1/auth/refresh", json={"refresh_token": token})
+
+
+async def works(http: httpx.AsyncClient, access: str) -> bool:
+    status = (await http.get(WHOAMI, headers=bearer(access))).status_code
+    assert status in (200, 401)
+    return status == 200

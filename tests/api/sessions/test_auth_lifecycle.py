@@ -4,71 +4,28 @@ password change, and how the sign-in endpoints are documented."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import jwt
 import pytest
-import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api import auth
 from config import Settings
 from engine.security import issue_access_token
 from tests.api.auth_helpers import (
-    WHOAMI,
     User,
     bearer,
-    build_app,
     execute,
-    http_client,
-    new_tenant,
-    new_user,
+    refresh,
     scalar,
     session_of,
-    settings_for,
     sign_in,
+    works,
 )
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-async def redis(redis_url: str, queue_prefix: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.from_url(redis_url)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-def settings(queue_prefix: str) -> Settings:
-    return settings_for(
-        queue_prefix, LOGIN_MAX_FAILURES_PER_ACCOUNT="3", LOGIN_MAX_FAILURES_PER_IP="8"
-    )
-
-
-@pytest.fixture
-async def http(
-    db: AsyncEngine, redis: aioredis.Redis, settings: Settings
-) -> AsyncIterator[httpx.AsyncClient]:
-    async with http_client(build_app(db, redis, settings)) as client:
-        yield client
-
-
-@pytest.fixture
-async def user(db: AsyncEngine) -> User:
-    return await new_user(db, (await new_tenant(db)).id)
-
-
-async def refresh(http: httpx.AsyncClient, token: str) -> httpx.Response:
-    return await http.post("/api/v1/auth/refresh", json={"refresh_token": token})
-
-
-async def works(http: httpx.AsyncClient, access: str) -> bool:
-    status = (await http.get(WHOAMI, headers=bearer(access))).status_code
-    assert status in (200, 401)
-    return status == 200
 
 
 # Refresh tokens ------------------------------------------------------------------------

@@ -3,7 +3,6 @@ sign-in throttling that never tells a known e-mail from an unknown one."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import httpx
@@ -12,15 +11,11 @@ import pytest
 import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from config import Settings
 from tests.api.auth_helpers import (
-    WHOAMI,
     User,
     bearer,
     build_app,
     http_client,
-    new_tenant,
-    new_user,
     scalar,
     session_of,
     settings_for,
@@ -28,43 +23,6 @@ from tests.api.auth_helpers import (
 )
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-async def redis(redis_url: str, queue_prefix: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.from_url(redis_url)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-def settings(queue_prefix: str) -> Settings:
-    return settings_for(
-        queue_prefix, LOGIN_MAX_FAILURES_PER_ACCOUNT="3", LOGIN_MAX_FAILURES_PER_IP="8"
-    )
-
-
-@pytest.fixture
-async def http(
-    db: AsyncEngine, redis: aioredis.Redis, settings: Settings
-) -> AsyncIterator[httpx.AsyncClient]:
-    async with http_client(build_app(db, redis, settings)) as client:
-        yield client
-
-
-@pytest.fixture
-async def user(db: AsyncEngine) -> User:
-    return await new_user(db, (await new_tenant(db)).id)
-
-
-async def refresh(http: httpx.AsyncClient, token: str) -> httpx.Response:
-    return await http.post("/api/v1/auth/refresh", json={"refresh_token": token})
-
-
-async def works(http: httpx.AsyncClient, access: str) -> bool:
-    status = (await http.get(WHOAMI, headers=bearer(access))).status_code
-    assert status in (200, 401)
-    return status == 200
 
 
 # TOTP ----------------------------------------------------------------------------------
