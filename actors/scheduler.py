@@ -9,10 +9,21 @@ from collections.abc import Callable
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Engine, text
 
+from actors.automation_jobs import BOT_TIMEOUT_EVERY_S, time_out_idle_bots
 from actors.campaigns import TICK_EVERY_S, enqueue_ticks, start_due
 from actors.deps import WorkerDeps
 from actors.maintenance import sweep
 from actors.outbound import send_message
+from actors.privacy_jobs import RETENTION_EVERY_S, run_retention
+from actors.routing_jobs import (
+    AUTO_CLOSE_EVERY_S,
+    DISTRIBUTE_EVERY_S,
+    SLA_EVERY_S,
+    check_slas,
+    close_inactive,
+    distribute_all,
+)
+from actors.scheduler_state import SchedulerRecorder
 from engine.db import system_tx
 from engine.store.scheduled_messages import release_due_messages
 
@@ -51,6 +62,8 @@ class Scheduler:
         self.is_leader = False
         self._stop = threading.Event()
         self._jobs = BackgroundScheduler(timezone="UTC")
+        self._ops = SchedulerRecorder(deps.redis, deps.settings.QUEUE_PREFIX)  # ops console
+        self._ops.attach(self._jobs)
         every_s = deps.settings.INBOX_SWEEP_EVERY_S
         self._add("sweep", lambda: sweep(deps), every_s)
         self._add(
@@ -60,6 +73,11 @@ class Scheduler:
         )
         self._add("campaign_starts", lambda: start_due(deps), TICK_EVERY_S)
         self._add("campaign_ticks", lambda: enqueue_ticks(deps), TICK_EVERY_S)
+        self._add("bot_inactivity", lambda: time_out_idle_bots(deps), BOT_TIMEOUT_EVERY_S)
+        self._add("retention", lambda: run_retention(deps), RETENTION_EVERY_S)
+        self._add("distribute_waiting", lambda: distribute_all(deps), DISTRIBUTE_EVERY_S)
+        self._add("auto_close", lambda: close_inactive(deps), AUTO_CLOSE_EVERY_S)
+        self._add("sla_checks", lambda: check_slas(deps), SLA_EVERY_S)
 
     def _add(self, name: str, fn: Callable[[], object], every_s: int) -> None:
         self._jobs.add_job(fn, "interval", seconds=every_s, id=name, max_instances=1, coalesce=True)
