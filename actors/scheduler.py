@@ -7,7 +7,9 @@ import threading
 from collections.abc import Callable
 
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import STATE_PAUSED
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import DBAPIError
 
 from actors.automation_jobs import BOT_TIMEOUT_EVERY_S, time_out_idle_bots
 from actors.campaigns import TICK_EVERY_S, enqueue_ticks, start_due
@@ -25,6 +27,7 @@ from actors.routing_jobs import (
 )
 from actors.scheduler_state import SchedulerRecorder
 from engine.db import system_tx
+from engine.errors import DatabaseUnavailableError
 from engine.store.scheduled_messages import release_due_messages
 
 log = logging.getLogger(__name__)
@@ -83,7 +86,26 @@ class Scheduler:
         self._jobs.add_job(fn, "interval", seconds=every_s, id=name, max_instances=1, coalesce=True)
 
     def run(self) -> None:
-        """Block: wait for leadership, run the jobs, stop when asked (or when the lock is lost)."""
+        """Block: lead whenever the leader lock can be had, until asked to stop.
+
+        A lost database session (PostgreSQL restarted) is a lost lock: step down and campaign
+        again once the database is back, rather than exit and leave nobody sweeping.
+        """
+        try:
+            while not self._stop.is_set():
+                try:
+                    self._lead()
+                except (DBAPIError, DatabaseUnavailableError) as exc:
+                    log.warning(
+                        "scheduler lost its database session", extra={"error": type(exc).__name__}
+                    )
+                    self._stop.wait(self.poll_s)
+        finally:
+            if self._jobs.running:
+                self._jobs.shutdown(wait=False)
+
+    def _lead(self) -> None:
+        """Wait for the leader lock, then run the jobs until stopped or the session is lost."""
         with self.deps.db.connect() as conn:
             got = False
             while not self._stop.is_set():
@@ -98,14 +120,18 @@ class Scheduler:
                 return
             self.is_leader = True
             log.info("scheduler is leader", extra={})
-            self._jobs.start()
+            if self._jobs.state == STATE_PAUSED:
+                self._jobs.resume()
+            else:
+                self._jobs.start()
+            self._ops.became_leader(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
             try:
                 sweep(self.deps)  # catch up at once on start (work left by a previous run)
                 while not self._stop.wait(self.poll_s):
                     conn.execute(text("SELECT 1")).scalar_one()  # the lock lives with this session
                     conn.commit()
             finally:
-                self._jobs.shutdown(wait=False)
+                self._jobs.pause()
                 self.is_leader = False
                 # The lock belongs to the session, not the checkout: back in the pool, this
                 # connection would keep every other copy from ever leading.
