@@ -154,6 +154,7 @@ def create_app(
             enqueue,
             max_batch=settings.INGEST_BATCH_MAX,
             wait_ms=settings.INGEST_BATCH_WAIT_MS,
+            max_backlog=settings.INGEST_MAX_BACKLOG,
         )
         app.state.deps = AppDeps(
             settings=app_settings,

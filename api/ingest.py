@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from api.backlog import BacklogFullError, InboxBacklog
 from engine.db import async_system_tx
 from engine.errors import DatabaseUnavailableError
 from engine.store.inbox import INSERT_INBOX_SQL, InboxWrite, insert_inbox_params
@@ -33,13 +34,23 @@ class GroupCommitter:
 
     `submit` returns only once the rows are committed (the durability promise behind a 2xx):
     the ids of newly stored rows, or [] for a redelivery. Work is enqueued after commit; if the
-    broker is down the rows stay pending and the sweeper offers them later.
+    broker is down the rows stay pending and the sweeper offers them later. When the inbox
+    already holds `max_backlog` unprocessed rows, `submit` raises BacklogFullError and stores
+    nothing, so a stalled pipeline cannot fill the disk.
     """
 
     def __init__(
-        self, db: AsyncEngine, enqueue: Enqueue, *, max_batch: int, wait_ms: int, flushers: int = 2
+        self,
+        db: AsyncEngine,
+        enqueue: Enqueue,
+        *,
+        max_batch: int,
+        wait_ms: int,
+        max_backlog: int,
+        flushers: int = 2,
     ) -> None:
         self._db = db
+        self._backlog = InboxBacklog(max_backlog)
         self._enqueue = enqueue
         self._max_batch = max_batch
         self._wait_s = wait_ms / 1000
@@ -71,13 +82,19 @@ class GroupCommitter:
             await self._flush(batch)
 
     async def _flush(self, batch: list[_Pending]) -> None:
-        writes = [w for p in batch for w in p.writes]
+        reserved = 0
         try:
             async with async_system_tx(self._db) as conn:
-                result = await conn.execute(
-                    INSERT_INBOX_SQL, insert_inbox_params(writes, datetime.now(UTC))
-                )
-                stored = {(r[1], r[2]): int(r[0]) for r in result.all()}
+                admitted = await self._backlog.admit(conn, [len(p.writes) for p in batch])
+                batch = self._refuse(batch, admitted)
+                writes = [w for p in batch for w in p.writes]
+                reserved = len(writes)
+                stored: dict[tuple[int, str], int] = {}
+                if writes:
+                    result = await conn.execute(
+                        INSERT_INBOX_SQL, insert_inbox_params(writes, datetime.now(UTC))
+                    )
+                    stored = {(r[1], r[2]): int(r[0]) for r in result.all()}
         except (DBAPIError, OSError, DatabaseUnavailableError) as exc:
             error = DatabaseUnavailableError(f"inbox write failed: {type(exc).__name__}")
             for p in batch:
@@ -85,6 +102,8 @@ class GroupCommitter:
                     p.done.set_exception(error)
             log.warning("inbox group commit failed", extra={"requests": len(batch)})
             return
+        finally:
+            self._backlog.release(reserved)
         for p in batch:
             if not p.done.done():
                 p.done.set_result(
@@ -100,3 +119,14 @@ class GroupCommitter:
                     "enqueue after commit failed; sweeper will re-offer",
                     extra={"rows": len(new_ids)},
                 )
+
+    def _refuse(self, batch: list[_Pending], admitted: int) -> list[_Pending]:
+        """Fail the requests past the first `admitted` with BacklogFullError; keep the rest."""
+        refused = batch[admitted:]
+        if refused:
+            error = BacklogFullError("the inbox backlog is at INGEST_MAX_BACKLOG")
+            for p in refused:
+                if not p.done.done():
+                    p.done.set_exception(error)
+            log.info("webhooks refused: backlog full", extra={"requests": len(refused)})
+        return batch[:admitted]

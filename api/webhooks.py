@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from adapters.base import InboundAdapter
+from api.backlog import BacklogFullError
 from api.deps import WebhookDeps
 from api.errors import ApiError
 from api.webhook_outcomes import counted_webhook
@@ -27,6 +28,8 @@ log = logging.getLogger(__name__)
 _HANDSHAKE_TYPES = {ChannelType.WHATSAPP, ChannelType.MESSENGER, ChannelType.INSTAGRAM}
 # Twilio warns about any answer that is not TwiML; an empty <Response/> means "no reply".
 _TWIML_EMPTY = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
+# Seconds a provider is asked to wait when the inbox backlog is full; workers drain meanwhile.
+BACKLOG_RETRY_AFTER_S = 30
 
 
 def _deps(request: Request) -> WebhookDeps:
@@ -139,6 +142,14 @@ async def receive_webhook(request: Request) -> Response:
             "unavailable",
             "cannot store the event now; retry later",
             headers={"Retry-After": "5"},
+        ) from None
+    except BacklogFullError:
+        await deps.counters.incr(f"{channel_type}:backlog_full")
+        raise ApiError(
+            503,
+            "backlog_full",
+            "too many events wait for processing; retry later",
+            headers={"Retry-After": str(BACKLOG_RETRY_AFTER_S)},
         ) from None
     if channel_type is ChannelType.SMS:
         return Response(_TWIML_EMPTY, media_type="text/xml")

@@ -80,6 +80,8 @@ class Settings(BaseSettings):
     INGEST_BATCH_MAX: int = Field(default=200, ge=1, le=5_000)
     INGEST_BATCH_WAIT_MS: int = Field(default=5, ge=0, le=1_000)
     INGEST_MAX_BODY_BYTES: int = Field(default=1_048_576, ge=1_024, le=50_000_000)
+    # Unprocessed inbox rows past which webhooks are answered 503 + Retry-After, not stored.
+    INGEST_MAX_BACKLOG: int = Field(default=100_000, ge=1, le=100_000_000)
     PIPELINE_BATCH_MAX: int = Field(default=200, ge=1, le=5_000)
     INBOX_SWEEP_AFTER_S: int = Field(default=120, ge=5, le=86_400)
     INBOX_SWEEP_EVERY_S: int = Field(default=30, ge=1, le=3_600)

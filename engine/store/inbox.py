@@ -174,8 +174,10 @@ def get_stale_inbox_ids(conn: Connection, *, older_than_s: int, limit: int) -> l
     return sorted(r[0] for r in rows)
 
 
+# Served by inbox_pending_idx (a partial index), so the web's backlog check stays cheap.
+COUNT_PENDING_INBOX_SQL = text("SELECT count(*) FROM inbox WHERE status = 'pending'")
+
+
 def count_pending_inbox(conn: Connection) -> int:
     """How many inbox rows wait for processing (system scope)."""
-    return int(
-        conn.execute(text("SELECT count(*) FROM inbox WHERE status = 'pending'")).scalar_one()
-    )
+    return int(conn.execute(COUNT_PENDING_INBOX_SQL).scalar_one())
