@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 BIN    := $(VENV)/bin
 
-.PHONY: install demo test lint typecheck bench clean
+.PHONY: install demo test lint typecheck bench drills clean
 
 install: $(VENV)/.installed
 
@@ -28,6 +28,10 @@ lint: install
 
 bench: install
 	$(PY) -m bench.run
+
+# Crash, outage and burst drills against private servers; prints lost/duplicated per drill.
+drills: install
+	$(PY) -m drills.run $(DRILLS_ARGS)
 
 clean:
 	rm -rf $(VENV) .flowdesk .mypy_cache .ruff_cache .pytest_cache
