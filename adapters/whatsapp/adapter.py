@@ -16,11 +16,9 @@ from adapters.fragments import fragment_text
 from adapters.meta.signature import verify_hub_signature
 from adapters.whatsapp.outbound import WhatsAppOutbound
 from adapters.whatsapp.payloads import (
-    AddressedChange,
     Change,
     Contact,
     ContactCard,
-    Entry,
     Envelope,
     Error,
     Interactive,
@@ -246,18 +244,21 @@ def _load_envelope(body: bytes) -> Envelope:
 
 
 def _addressed_changes(envelope: Envelope) -> Iterator[tuple[str, Any]]:
-    """(phone_number_id, raw change) pairs; parts naming no number belong to no channel."""
+    """(phone_number_id, raw change) pairs; parts naming no number belong to no channel.
+
+    A plain walk over the parsed JSON rather than a model per part: it runs on every webhook
+    request, before the provider has its answer.
+    """
     for raw_entry in envelope.entry:
-        try:
-            entry = Entry.model_validate(raw_entry)
-        except ValidationError:
+        changes = raw_entry.get("changes") if isinstance(raw_entry, dict) else None
+        if not isinstance(changes, list):
             continue
-        for raw_change in entry.changes:
-            try:
-                addressed = AddressedChange.model_validate(raw_change)
-            except ValidationError:
-                continue
-            yield addressed.value.metadata.phone_number_id, raw_change
+        for raw_change in changes:
+            value = raw_change.get("value") if isinstance(raw_change, dict) else None
+            metadata = value.get("metadata") if isinstance(value, dict) else None
+            address = metadata.get("phone_number_id") if isinstance(metadata, dict) else None
+            if isinstance(address, str):
+                yield address, raw_change
 
 
 class WhatsAppAdapter(WhatsAppOutbound):

@@ -33,22 +33,6 @@ class Envelope(Provider):
     entry: list[Any]
 
 
-class Entry(Provider):
-    changes: list[Any]
-
-
-class Metadata(Provider):
-    phone_number_id: str
-
-
-class Addressed(Provider):
-    metadata: Metadata
-
-
-class AddressedChange(Provider):
-    value: Addressed
-
-
 class Change(Provider):
     field: str
 
