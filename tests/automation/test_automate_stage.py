@@ -25,8 +25,10 @@ MENU = "How can we help?\n1 - Sales\n2 - Support\n3 - Opening hours"
 
 
 @pytest.fixture
-def world(db: Engine) -> Iterator[World]:
-    yield from world_in(db)
+def world(clean_db: Engine) -> Iterator[World]:
+    # A clean database: the world's channel uses the fixtures' WhatsApp number, which a test
+    # run earlier in this process may have left behind.
+    yield from world_in(clean_db)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import WebDriverException
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -42,15 +42,28 @@ def browser() -> Iterator[WebDriver]:
 
 
 def _dead_cell(browser: WebDriver) -> str:
-    row = browser.find_element(By.CSS_SELECTOR, f'#queues tr[data-queue="{QUEUE}"]')
-    return str(row.find_element(By.CSS_SELECTOR, "td.dead").text)
+    """The queue's dead count; read again if the page refreshed itself mid-read."""
+    for _ in range(5):
+        try:
+            row = browser.find_element(By.CSS_SELECTOR, f'#queues tr[data-queue="{QUEUE}"]')
+            return str(row.find_element(By.CSS_SELECTOR, "td.dead").text)
+        except StaleElementReferenceException:
+            continue
+    raise AssertionError("the queues page kept changing while being read")
 
 
 def _rows(browser: WebDriver) -> list[str]:
-    return [
-        str(r.get_attribute("data-id"))
-        for r in browser.find_elements(By.CSS_SELECTOR, "#dead-letters tbody tr[data-id]")
-    ]
+    """The listed dead letters' ids; read again if the page was replaced mid-read (a form
+    submission or the auto-refresh landing while the rows are read)."""
+    for _ in range(5):
+        try:
+            return [
+                str(r.get_attribute("data-id"))
+                for r in browser.find_elements(By.CSS_SELECTOR, "#dead-letters tbody tr[data-id]")
+            ]
+        except StaleElementReferenceException:
+            continue
+    raise AssertionError("the dead-letter list kept changing while being read")
 
 
 def test_operator_filters_requeues_and_watches_the_dead_count_drop(
