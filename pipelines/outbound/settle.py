@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine
 
 from engine.db import system_tx
-from engine.errors import DatabaseUnavailableError, RetryableError
+from engine.errors import DatabaseUnavailableError, RateLimitedError, RetryableError
 from engine.metrics import DEAD_LETTERS
 from engine.store.dead_letters import NewDeadLetter, insert_dead_letters
 from engine.store.send_batch import (
@@ -77,8 +77,9 @@ def decide(
     from counting each verdict in the delivery metrics.
 
     Sent → ack. Refused → failed. Failing → released (the attempt stays counted) and sent again
-    after a backoff from its attempt count, or failed on the last attempt. Throttled/Deferred
-    → released without counting the attempt and sent again at their slot / at once.
+    after a backoff from its attempt count, or failed on the last attempt; a provider's 429 is
+    released uncounted and sent again at its retry-after. Throttled/Deferred → released
+    without counting the attempt and sent again at their slot / at once.
     """
     plan = Settlement()
     retries: dict[int, list[int]] = {}  # delay → ids
@@ -96,11 +97,16 @@ def decide(
                 )
             )
         elif isinstance(verdict, Refused) or (
-            isinstance(verdict, Failing) and policy.is_final(job)
+            isinstance(verdict, Failing)
+            and policy.is_final(job)
+            and not isinstance(verdict.error, RateLimitedError)
         ):
             _fail(plan, job, verdict.error, policy)
         elif isinstance(verdict, Failing):
-            plan.releases.append((job.message_id, False))
+            # A provider's 429 slows the channel's bucket (see pace) rather than burning one
+            # of the message's attempts: it goes back uncounted, at the provider's retry-after.
+            rate_limited = isinstance(verdict.error, RateLimitedError)
+            plan.releases.append((job.message_id, rate_limited))
             delay_ms = _retry_delay_ms(job, verdict.error, policy, draws)
             retries.setdefault(delay_ms, []).append(job.message_id)
         elif isinstance(verdict, Throttled):

@@ -16,7 +16,7 @@ import redis
 from sqlalchemy import Engine, text
 
 from engine.db import system_tx, tenant_tx
-from engine.errors import ProviderRejectedError, ProviderUnavailableError
+from engine.errors import ProviderRejectedError, ProviderUnavailableError, RateLimitedError
 from engine.events import ChannelConnection, ChannelType, OutboundMessage, SendResult
 from engine.http_pool import HttpPool
 from engine.ratelimit import TokenBucket
@@ -32,7 +32,8 @@ class ScriptedProvider:
     """A WhatsApp adapter whose answer depends on the body; records every call it gets.
 
     "reject" → ProviderRejectedError 131026; "flaky" → 503 on its first call, then accepted;
-    anything else is accepted after `latency_s`.
+    "limited" → 429 (retry after 1.2 s) on its first call, then accepted; anything else is
+    accepted after `latency_s`.
     """
 
     channel_type = ChannelType.WHATSAPP
@@ -53,6 +54,8 @@ class ScriptedProvider:
             raise ProviderRejectedError("(#131026) Message undeliverable", code="131026")
         if message.body == "flaky" and earlier == 0:
             raise ProviderUnavailableError("provider answered 503")
+        if message.body == "limited" and earlier == 0:
+            raise RateLimitedError("provider answered 429", delay_ms=1200)
         return SendResult(provider_message_id=f"wamid.{message.message_id}")
 
     def fetch_media(self, *args: Any, **kwargs: Any) -> Any:
@@ -226,6 +229,32 @@ def test_the_last_retryable_attempt_fails_the_message_with_a_dead_letter(
     assert rows(clean_db, [message_id])[message_id]["send_attempts"] == 4
     [letter] = dead_letters(clean_db)
     assert (letter["error_class"], letter["attempts"]) == ("ProviderUnavailableError", 4)
+
+
+def test_a_providers_429_burns_no_attempt_even_the_last_one(
+    clean_db: Engine, acme: Seeded, bucket: TokenBucket
+) -> None:
+    [message_id] = pending(clean_db, acme, ["limited"])
+    with system_tx(clean_db) as conn:  # three attempts behind it already; the policy allows four
+        conn.execute(text("UPDATE messages SET send_attempts = 3 WHERE id = :m"), {"m": message_id})
+    provider = ScriptedProvider()
+
+    outcome = send(clean_db, [message_id], provider, bucket, None)
+
+    # Not failed: sent again at the provider's retry-after, its attempts as they were.
+    assert outcome.statuses[message_id] != "failed"
+    assert [(r.message_ids, r.delay_ms) for r in outcome.resends] == [([message_id], 1200)]
+    after = rows(clean_db, [message_id])[message_id]
+    assert (after["status"], after["send_attempts"]) == ("pending", 3)
+    assert dead_letters(clean_db) == []
+    # The channel's bucket was slowed by the 429: too early is throttled, not sent.
+    assert send(clean_db, [message_id], provider, bucket, None).statuses == {
+        message_id: "throttled"
+    }
+    time.sleep(1.3)
+    again = send(clean_db, [message_id], provider, bucket, None)
+    assert again.statuses == {message_id: "sent"}
+    assert rows(clean_db, [message_id])[message_id]["send_attempts"] == 4
 
 
 def test_the_same_batch_delivered_twice_at_once_sends_each_message_once(
