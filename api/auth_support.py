@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
+from api.bodies import read_capped
 from api.deps import ApiDeps
 from api.errors import ApiError, invalid_request
 from api.ratelimit import LoginThrottle, redis_of
@@ -86,18 +87,9 @@ def client_ip(request: Request) -> str:
 async def read_body(request: Request, model: type[M], *, limit: int) -> M:
     """The JSON body as `model`: 413 past `limit` bytes, 400 if not JSON, 422 naming fields."""
     too_large = ApiError(413, "payload_too_large", f"Request body exceeds {limit} bytes.")
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise too_large
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
+    raw = await read_capped(request, limit=limit, too_large=too_large)
     try:
-        return model.model_validate_json(b"".join(chunks))
+        return model.model_validate_json(raw)
     except ValidationError as exc:
         if any(err["type"] == "json_invalid" for err in exc.errors()):
             raise ApiError(400, "invalid_json", "Request body must be a JSON object.") from None

@@ -28,6 +28,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from api.auth import Principal, require_principal
+from api.bodies import read_capped
 from api.deps import ApiDeps, get_deps
 from api.errors import ApiError, ErrorDetail, invalid_request
 from api.rbac import Permission, permits
@@ -271,17 +272,7 @@ async def _body(request: Request, spec: EndpointSpec) -> BaseModel:
     assert spec.body is not None
     limit = spec.max_body_bytes
     too_large = ApiError(413, "payload_too_large", f"Request body exceeds {limit} bytes.")
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise too_large
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
-    raw = b"".join(chunks)
+    raw = await read_capped(request, limit=limit, too_large=too_large)
     try:
         data = json.loads(raw) if raw.strip() else {}
     except (json.JSONDecodeError, UnicodeDecodeError):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import logging
 
@@ -12,6 +11,7 @@ from starlette.routing import Route
 
 from adapters.base import InboundAdapter
 from api.backlog import BacklogFullError
+from api.bodies import read_capped
 from api.deps import WebhookDeps
 from api.errors import ApiError
 from api.webhook_outcomes import counted_webhook
@@ -54,25 +54,9 @@ async def _channel(request: Request, expected: ChannelType) -> Channel:
 
 
 async def _read_body(request: Request, limit: int, timeout_s: float) -> bytes:
-    """The whole body, at most `limit` bytes (413), within `timeout_s` (408): a client that
-    trickles its body (slow-loris) cannot hold a connection and its buffer open for long."""
-    declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > limit):
-        raise ApiError(413, "body_too_large", f"body larger than {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        async with asyncio.timeout(timeout_s):
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    raise ApiError(413, "body_too_large", f"body larger than {limit} bytes")
-                chunks.append(chunk)
-    except TimeoutError:
-        raise ApiError(
-            408, "body_timeout", f"body not received within {timeout_s:g} seconds"
-        ) from None
-    return b"".join(chunks)
+    """The whole body, at most `limit` bytes (413), within `timeout_s` (408)."""
+    too_large = ApiError(413, "body_too_large", f"body larger than {limit} bytes")
+    return await read_capped(request, limit=limit, too_large=too_large, timeout_s=timeout_s)
 
 
 def _public_url(request: Request, deps: WebhookDeps) -> str:

@@ -8,6 +8,7 @@ import codecs
 from pydantic import ValidationError
 from starlette.requests import Request
 
+from api.bodies import read_capped
 from api.campaigns.common import router
 from api.campaigns.models import ImportJson, ImportQuery, ImportReadQuery, ImportView
 from api.errors import ApiError, ErrorDetail, invalid_request
@@ -50,7 +51,8 @@ async def import_contacts(call: Call[NoBody, ImportQuery]) -> ImportView:
         raise ApiError(
             422, "invalid_request", "Invalid query parameter: channel_id.", details=(detail,)
         )
-    text = _csv_text(call.request, await _read(call.request))
+    raw = await read_capped(call.request, limit=MAX_REQUEST_BYTES, too_large=_TOO_LARGE)
+    text = _csv_text(call.request, raw)
     try:
         # Checking 200 000 phone numbers takes seconds of CPU: off the event loop.
         parsed = await asyncio.to_thread(parse_csv, text)
@@ -90,20 +92,6 @@ async def get_import(call: Call[NoBody, ImportReadQuery]) -> ImportView:
     if found is None:
         raise ApiError(404, "not_found", "Import not found.")
     return ImportView.of(found)
-
-
-async def _read(request: Request) -> bytes:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_REQUEST_BYTES:
-        raise _TOO_LARGE
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_REQUEST_BYTES:
-            raise _TOO_LARGE
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _csv_text(request: Request, raw: bytes) -> str:
