@@ -5,58 +5,28 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api import integration
 from tests.api.auth_helpers import (
     Spy,
     Tenant,
     bearer,
-    build_app,
     create_client,
     execute,
-    http_client,
     new_tenant,
     new_user,
     phone,
     scalar,
     session_of,
-    settings_for,
 )
 
 pytestmark = pytest.mark.anyio
 
 SEND = "/api/v1/messages"
-
-
-@pytest.fixture
-def sends(monkeypatch: pytest.MonkeyPatch) -> Spy:
-    spy = Spy()
-    monkeypatch.setattr(integration, "send_message", spy)
-    monkeypatch.setattr(integration, "publish_outbox", Spy())
-    return spy
-
-
-@pytest.fixture
-async def http(
-    db: AsyncEngine, redis_url: str, queue_prefix: str
-) -> AsyncIterator[httpx.AsyncClient]:
-    redis = aioredis.from_url(redis_url)
-    app = build_app(db, redis, settings_for(queue_prefix))
-    async with http_client(app) as client:
-        yield client
-    await redis.aclose()
-
-
-@pytest.fixture
-async def tenant(db: AsyncEngine) -> Tenant:
-    return await new_tenant(db)
 
 
 @pytest.fixture

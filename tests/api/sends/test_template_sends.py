@@ -4,27 +4,21 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import httpx
 import pytest
-import redis.asyncio as aioredis
 from dramatiq.brokers.stub import StubBroker
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api import integration
 from tests.api.auth_helpers import (
     Spy,
     Tenant,
     bearer,
-    build_app,
     create_client,
-    http_client,
-    new_tenant,
     new_user,
     phone,
     session_of,
-    settings_for,
 )
 from tests.api.resources_helpers import error_fields
 from tests.api.tickets_helpers import World, new_world, rows, stub_broker
@@ -80,30 +74,6 @@ async def test_a_template_on_a_telegram_ticket_is_refused_naming_the_field(
 
 
 # -- an integration send --------------------------------------------------------------------
-
-
-@pytest.fixture
-def sends(monkeypatch: pytest.MonkeyPatch) -> Spy:
-    spy = Spy()
-    monkeypatch.setattr(integration, "send_message", spy)
-    monkeypatch.setattr(integration, "publish_outbox", Spy())
-    return spy
-
-
-@pytest.fixture
-async def http(
-    db: AsyncEngine, redis_url: str, queue_prefix: str
-) -> AsyncIterator[httpx.AsyncClient]:
-    redis = aioredis.from_url(redis_url)
-    app = build_app(db, redis, settings_for(queue_prefix))
-    async with http_client(app) as client:
-        yield client
-    await redis.aclose()
-
-
-@pytest.fixture
-async def tenant(db: AsyncEngine) -> Tenant:
-    return await new_tenant(db)
 
 
 @pytest.fixture
