@@ -151,34 +151,6 @@ class NewInboundMessage(Frozen):
     story_url: str | None = None
 
 
-def insert_inbound_message(conn: Connection, msg: NewInboundMessage) -> int | None:
-    """Insert the message once; None when this provider message was stored before."""
-    row = conn.execute(
-        text(
-            """
-            INSERT INTO messages (tenant_id, ticket_id, contact_id, channel_id, direction, type,
-                body, media, location, shared_contacts, referral, reply_id, quoted_message_id,
-                quoted_provider_message_id, provider_message_id, provider_timestamp, status,
-                status_at, error_code, error_message, author_external_id, author_name, subject,
-                thread_ids, story_url)
-            VALUES (:tenant_id, :ticket_id, :contact_id, :channel_id, 'in', :type, :body,
-                CAST(:media_json AS jsonb), CAST(:location_json AS jsonb),
-                CAST(:shared_contacts_json AS jsonb), CAST(:referral_json AS jsonb), :reply_id,
-                (SELECT id FROM messages WHERE channel_id = :channel_id
-                   AND provider_message_id = :quoted_provider_message_id),
-                :quoted_provider_message_id, :provider_message_id, :provider_timestamp,
-                'received', :provider_timestamp, :error_code, :error_message,
-                :author_external_id, :author_name, :subject, :thread_ids, :story_url)
-            ON CONFLICT (channel_id, provider_message_id) WHERE provider_message_id IS NOT NULL
-            DO NOTHING
-            RETURNING id
-            """
-        ),
-        msg.model_dump(),
-    ).first()
-    return None if row is None else int(row[0])
-
-
 def insert_ticket_event(
     conn: Connection, *, tenant_id: int, ticket_id: int, type: str, data: dict[str, object]
 ) -> None:

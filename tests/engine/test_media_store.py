@@ -56,28 +56,31 @@ def message(clean_db: Engine) -> tuple[int, int, int]:
         ticket = conv.find_or_create_ticket(
             conn, tenant_id=tenant_id, channel_id=channel_id, contact_id=contact.id
         )
-        message_id = conv.insert_inbound_message(
+        [stored] = conv.store_inbound_messages(
             conn,
-            conv.NewInboundMessage(
-                tenant_id=tenant_id,
-                ticket_id=ticket.id,
-                contact_id=contact.id,
-                channel_id=channel_id,
-                type="image",
-                body=None,
-                media_json=json.dumps([_element("m0"), _element("m1", custom="kept")]),
-                location_json=None,
-                shared_contacts_json=None,
-                referral_json=None,
-                reply_id=None,
-                quoted_provider_message_id=None,
-                provider_message_id="wamid.media",
-                provider_timestamp=datetime.now(UTC),
-                error_code=None,
-                error_message=None,
-            ),
+            [
+                conv.NewInboundMessage(
+                    tenant_id=tenant_id,
+                    ticket_id=ticket.id,
+                    contact_id=contact.id,
+                    channel_id=channel_id,
+                    type="image",
+                    body=None,
+                    media_json=json.dumps([_element("m0"), _element("m1", custom="kept")]),
+                    location_json=None,
+                    shared_contacts_json=None,
+                    referral_json=None,
+                    reply_id=None,
+                    quoted_provider_message_id=None,
+                    provider_message_id="wamid.media",
+                    provider_timestamp=datetime.now(UTC),
+                    error_code=None,
+                    error_message=None,
+                )
+            ],
         )
-    assert message_id is not None
+    assert stored is not None
+    message_id, _ = stored
     return tenant_id, channel_id, message_id
 
 

@@ -29,26 +29,28 @@ def _seed_conversation(conn: Connection, tenant_id: int, channel_id: int, phone:
     ticket = conv.find_or_create_ticket(
         conn, tenant_id=tenant_id, channel_id=channel_id, contact_id=contact.id
     )
-    conv.insert_inbound_message(
+    conv.store_inbound_messages(
         conn,
-        conv.NewInboundMessage(
-            tenant_id=tenant_id,
-            ticket_id=ticket.id,
-            contact_id=contact.id,
-            channel_id=channel_id,
-            type="text",
-            body="hello",
-            media_json="[]",
-            location_json=None,
-            shared_contacts_json=None,
-            referral_json=None,
-            reply_id=None,
-            quoted_provider_message_id=None,
-            provider_message_id=f"wamid.{tenant_id}.{phone}",
-            provider_timestamp=datetime.now(UTC),
-            error_code=None,
-            error_message=None,
-        ),
+        [
+            conv.NewInboundMessage(
+                tenant_id=tenant_id,
+                ticket_id=ticket.id,
+                contact_id=contact.id,
+                channel_id=channel_id,
+                type="text",
+                body="hello",
+                media_json="[]",
+                location_json=None,
+                shared_contacts_json=None,
+                referral_json=None,
+                reply_id=None,
+                quoted_provider_message_id=None,
+                provider_message_id=f"wamid.{tenant_id}.{phone}",
+                provider_timestamp=datetime.now(UTC),
+                error_code=None,
+                error_message=None,
+            )
+        ],
     )
 
 
