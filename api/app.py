@@ -51,7 +51,7 @@ from api.ops import routes as ops_routes
 from api.prometheus import metrics
 from api.ratelimit import RateLimitMiddleware
 from config import Settings, load_settings
-from engine.db import create_async_db_engine
+from engine.db import connect_inbox_writer, create_async_db_engine
 from engine.errors import DatabaseUnavailableError
 from engine.events import ChannelType
 from engine.logs import configure_logging
@@ -150,7 +150,7 @@ def create_app(
             await asyncio.to_thread(process_inbox.send, ids)
 
         ingest = GroupCommitter(
-            db,
+            lambda: connect_inbox_writer(rt.database_url),
             enqueue,
             max_batch=settings.INGEST_BATCH_MAX,
             wait_ms=settings.INGEST_BATCH_WAIT_MS,

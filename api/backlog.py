@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
-
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-from engine.store.inbox import COUNT_PENDING_INBOX_SQL
+from collections.abc import Awaitable, Callable, Sequence
 
 REFRESH_S = 1.0
 
@@ -43,13 +39,14 @@ class InboxBacklog:
         self._counted_at: float | None = None
         self._lock = asyncio.Lock()
 
-    async def admit(self, conn: AsyncConnection, sizes: Sequence[int]) -> int:
+    async def admit(self, count_pending: Callable[[], Awaitable[int]], sizes: Sequence[int]) -> int:
         """How many of the requests (rows each, in order) fit under the bound; reserves their
-        rows. Call release() with the same total once the transaction has ended."""
+        rows. `count_pending` counts the inbox's pending rows, when a recount is due. Call
+        release() with the same total once the write has ended."""
         async with self._lock:
             now = self._clock()
             if self._counted_at is None or now - self._counted_at >= self._refresh_s:
-                self._counted = int((await conn.execute(COUNT_PENDING_INBOX_SQL)).scalar_one())
+                self._counted = await count_pending()
                 self._since = self._open
                 self._counted_at = now
             room = self.max_rows - self._counted - self._since

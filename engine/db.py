@@ -25,6 +25,13 @@ _SET_TENANT = text("SELECT set_config('app.tenant_id', :tenant_id, true)")
 _SET_SYSTEM = text("SELECT set_config('app.scope', 'system', true)")
 
 
+# True when this login may act as APP_ROLE (then it does: see _assume_app_role).
+_MAY_ASSUME_APP_ROLE = (
+    "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = %s) "
+    "AND pg_has_role(current_user, %s, 'MEMBER')"
+)
+
+
 def _assume_app_role(dbapi_conn: Any, _record: Any) -> None:
     """Act as the row-level-security-bound role when this login may.
 
@@ -32,17 +39,38 @@ def _assume_app_role(dbapi_conn: Any, _record: Any) -> None:
     """
     cur = dbapi_conn.cursor()
     try:
-        cur.execute(
-            "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = %s) "
-            "AND pg_has_role(current_user, %s, 'MEMBER')",
-            (APP_ROLE, APP_ROLE),
-        )
+        cur.execute(_MAY_ASSUME_APP_ROLE, (APP_ROLE, APP_ROLE))
         row = cur.fetchone()
         if row and row[0]:
             cur.execute(f"SET ROLE {APP_ROLE}")
     finally:
         cur.close()
     dbapi_conn.commit()
+
+
+async def connect_inbox_writer(url: str, *, timeout_s: int = 5) -> psycopg.AsyncConnection[Any]:
+    """A connection of its own for the web's inbox group commit.
+
+    Autocommit, so each INSERT commits by itself in one round trip, and system scope for the
+    whole session (a group commit spans tenants). Nothing else may run on it: every statement
+    on it sees all tenants. Raises DatabaseUnavailableError when PostgreSQL cannot be reached.
+    """
+    dsn = url.replace("postgresql+psycopg://", "postgresql://", 1)
+    try:
+        conn = await psycopg.AsyncConnection.connect(
+            dsn, autocommit=True, connect_timeout=timeout_s
+        )
+    except psycopg.OperationalError as exc:
+        raise DatabaseUnavailableError(f"database unavailable: {type(exc).__name__}") from exc
+    try:
+        row = await (await conn.execute(_MAY_ASSUME_APP_ROLE, (APP_ROLE, APP_ROLE))).fetchone()
+        if row and row[0]:
+            await conn.execute(f"SET ROLE {APP_ROLE}")
+        await conn.execute("SELECT set_config('app.scope', 'system', false)")
+    except BaseException:
+        await conn.close()
+        raise
+    return conn
 
 
 def create_db_engine(url: str, *, pool_size: int = 10) -> Engine:
