@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -34,12 +34,10 @@ Enqueue = Callable[[list[int]], Awaitable[None]]
 COMMIT_TIMEOUT_S = 15.0
 
 
-@dataclass
+@dataclass(slots=True)
 class _Pending:
     writes: Sequence[InboxWrite]
-    done: asyncio.Future[list[int]] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
+    done: asyncio.Future[list[int]]
 
 
 class GroupCommitter:
@@ -78,7 +76,7 @@ class GroupCommitter:
         ]
 
     async def submit(self, writes: Sequence[InboxWrite]) -> list[int]:
-        pending = _Pending(writes)
+        pending = _Pending(writes, asyncio.get_running_loop().create_future())
         self._queue.put_nowait(pending)  # unbounded: the backlog bound is checked per flush
         return await pending.done
 

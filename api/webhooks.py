@@ -6,7 +6,7 @@ import hmac
 import logging
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from adapters.base import InboundAdapter
@@ -62,8 +62,14 @@ async def _read_body(request: Request, limit: int, timeout_s: float) -> bytes:
 def _public_url(request: Request, deps: WebhookDeps) -> str:
     """The URL the provider called, as configured publicly (Twilio signs this exact string)."""
     base = str(deps.settings.BACKEND_URL).rstrip("/")
-    query = request.url.query
-    return f"{base}{request.url.path}" + (f"?{query}" if query else "")
+    query = request.scope["query_string"].decode("latin-1")
+    return f"{base}{request.scope['path']}" + (f"?{query}" if query else "")
+
+
+def _accepted(stored: int, duplicates: int) -> Response:
+    """The 2xx every provider gets for a stored (or already stored) event."""
+    body = f'{{"status":"accepted","stored":{stored},"duplicates":{duplicates}}}'
+    return Response(body, media_type="application/json")
 
 
 async def meta_handshake(request: Request) -> Response:
@@ -137,9 +143,7 @@ async def receive_webhook(request: Request) -> Response:
         ) from None
     if channel_type is ChannelType.SMS:
         return Response(_TWIML_EMPTY, media_type="text/xml")
-    return JSONResponse(
-        {"status": "accepted", "stored": len(stored), "duplicates": len(writes) - len(stored)}
-    )
+    return _accepted(len(stored), len(writes) - len(stored))
 
 
 async def _targets(
