@@ -54,6 +54,7 @@ from config import Settings, load_settings
 from engine.db import connect_inbox_writer, create_async_db_engine
 from engine.errors import DatabaseUnavailableError
 from engine.events import ChannelType
+from engine.heap import freeze_startup_heap
 from engine.logs import configure_logging
 from engine.metrics import forget_process
 from engine.runtime import Runtime, resolve_runtime
@@ -119,10 +120,14 @@ def create_app(
     settings: Settings | None = None,
     runtime: Runtime | None = None,
     broker: dramatiq.Broker | None = None,
+    *,
+    freeze_heap: bool = False,
 ) -> Starlette:
     """Build the app. Without arguments, settings come from the environment (`flowdesk serve`).
 
     Tests pass their runtime and broker so that web and worker share them in one process.
+    `freeze_heap` (the served process only, see engine.heap) exempts everything built at
+    start-up from garbage collection.
     """
     settings = settings or load_settings()
 
@@ -165,6 +170,8 @@ def create_app(
             channels=ChannelDirectory(db),
             counters=RejectionCounters(redis, prefix=settings.QUEUE_PREFIX),
         )
+        if freeze_heap:
+            freeze_startup_heap()
         try:
             yield
         finally:
@@ -204,4 +211,4 @@ def app_from_env() -> Starlette:
     """Entry for `uvicorn --factory api.app:app_from_env`."""
     settings = load_settings()
     configure_logging(settings.LOG_LEVEL, settings.LOG_FORMAT)
-    return create_app(settings)
+    return create_app(settings, freeze_heap=True)
