@@ -186,10 +186,10 @@ def create_app(
 
     return Starlette(
         routes=[
+            *webhooks.routes,  # first: the busiest path by far
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
-            *webhooks.routes,
             *auth.routes,
             *[route for router in API_ROUTERS for route in router.routes()],
             *realtime.routes,

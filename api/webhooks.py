@@ -171,7 +171,8 @@ async def _targets(
     return targets
 
 
+# The POST first: the app lists these routes first too, so a webhook is matched at once.
 routes = [
-    Route("/webhooks/{channel_type}/{channel_id:int}", meta_handshake, methods=["GET"]),
     Route("/webhooks/{channel_type}/{channel_id:int}", receive_webhook, methods=["POST"]),
+    Route("/webhooks/{channel_type}/{channel_id:int}", meta_handshake, methods=["GET"]),
 ]
