@@ -35,8 +35,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--quick",
         action="store_true",
-        help="1,000 requests/events instead of 5,000; 500 outbound sends instead of 3,000; "
-        "a campaign to 5,000 recipients instead of 100,000",
+        help="1,000 ingest requests instead of 20,000; 1,000 events instead of 5,000; "
+        "500 outbound sends instead of 3,000; a campaign to 5,000 recipients instead of 100,000",
     )
     p.add_argument(
         "--rounds", type=int, help="baseline/FlowDesk pairs per comparison (default 2, quick 1)"
