@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from functools import partial
 
 import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -35,9 +36,14 @@ class ChannelDirectory:
         if loading is None:
             loading = asyncio.ensure_future(self._load(channel_id))
             self._loading[channel_id] = loading
-            loading.add_done_callback(lambda _: self._loading.pop(channel_id, None))
+            loading.add_done_callback(partial(self._loaded, channel_id))
         # Shielded: a caller that goes away does not cancel the others' lookup.
         return await asyncio.shield(loading)
+
+    def _loaded(self, channel_id: int, loading: asyncio.Future[Channel | None]) -> None:
+        self._loading.pop(channel_id, None)
+        if not loading.cancelled():
+            loading.exception()  # seen: its waiters, if any are left, have it raised
 
     async def _load(self, channel_id: int) -> Channel | None:
         loaded_at = time.monotonic()

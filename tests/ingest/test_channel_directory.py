@@ -9,6 +9,7 @@ from sqlalchemy import Engine, event
 
 from api.channels import ChannelDirectory
 from engine.db import create_async_db_engine
+from engine.errors import DatabaseUnavailableError
 from tests.support.harness import seed_whatsapp
 
 
@@ -39,3 +40,19 @@ def test_a_burst_on_an_expired_entry_reads_the_channel_once(
     asyncio.run(main())
     # One read per channel per expiry (the unknown id is cached as unknown too), not 50.
     assert len(statements) == 4
+
+
+def test_an_unreachable_database_fails_every_waiter_and_is_not_cached() -> None:
+    async def main() -> None:
+        db = create_async_db_engine("postgresql+psycopg://postgres@127.0.0.1:9/none", pool_size=1)
+        directory = ChannelDirectory(db)
+        try:
+            for _ in range(2):  # a failed read leaves nothing behind: the next one tries again
+                outcomes = await asyncio.gather(
+                    *(directory.get(1) for _ in range(10)), return_exceptions=True
+                )
+                assert all(isinstance(o, DatabaseUnavailableError) for o in outcomes)
+        finally:
+            await db.dispose()
+
+    asyncio.run(main())
