@@ -98,7 +98,14 @@ class GroupCommitter:
                     item = self._queue.get_nowait()
                     batch.append(item)
                     size += len(item.writes)
-                conn = await self._flush(conn, batch)
+                try:
+                    conn = await self._flush(conn, batch)
+                except Exception:  # a flusher that died would leave every later request hanging
+                    log.exception("inbox group commit crashed", extra={"requests": len(batch)})
+                    _fail(batch, DatabaseUnavailableError("inbox write failed: internal error"))
+                    if conn is not None:
+                        await _discard(conn)
+                    conn = None
         finally:
             if conn is not None:
                 await _discard(conn)
@@ -119,10 +126,7 @@ class GroupCommitter:
                 if writes:
                     conn, stored = await self._on_connection(conn, lambda c: _insert(c, writes))
         except (psycopg.Error, OSError, TimeoutError, DatabaseUnavailableError) as exc:
-            error = DatabaseUnavailableError(f"inbox write failed: {type(exc).__name__}")
-            for p in batch:
-                if not p.done.done():
-                    p.done.set_exception(error)
+            _fail(batch, DatabaseUnavailableError(f"inbox write failed: {type(exc).__name__}"))
             log.warning(
                 "inbox group commit failed",
                 extra={"requests": len(batch), "error": type(exc).__name__},
@@ -166,10 +170,7 @@ class GroupCommitter:
         """Fail the requests past the first `admitted` with BacklogFullError; keep the rest."""
         refused = batch[admitted:]
         if refused:
-            error = BacklogFullError("the inbox backlog is at INGEST_MAX_BACKLOG")
-            for p in refused:
-                if not p.done.done():
-                    p.done.set_exception(error)
+            _fail(refused, BacklogFullError("the inbox backlog is at INGEST_MAX_BACKLOG"))
             log.info("webhooks refused: backlog full", extra={"requests": len(refused)})
         return batch[:admitted]
 
@@ -215,6 +216,13 @@ class _EnqueueHandoff:
             log.warning(
                 "enqueue after commit failed; sweeper will re-offer", extra={"rows": len(ids)}
             )
+
+
+def _fail(batch: Sequence[_Pending], error: Exception) -> None:
+    """Answer every request of `batch` still waiting with `error`."""
+    for p in batch:
+        if not p.done.done():
+            p.done.set_exception(error)
 
 
 async def _insert(conn: Connection, writes: Sequence[InboxWrite]) -> dict[tuple[int, str], int]:

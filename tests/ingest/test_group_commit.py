@@ -137,3 +137,26 @@ def test_a_broker_failure_keeps_the_rows_pending_for_the_sweeper(
     recorder = _run(database_url, test)
     assert recorder.sent == []
     assert count(clean_db, "SELECT count(*) FROM inbox WHERE status = 'pending'") == 1
+
+
+def test_an_unexpected_failure_answers_the_request_and_the_flusher_goes_on(
+    clean_db: Engine, database_url: str
+) -> None:
+    seeded = seed_whatsapp(clean_db)
+    attempts = 0
+
+    async def broken_then_fine() -> psycopg.AsyncConnection[Any]:
+        nonlocal attempts
+        attempts += 1
+        if attempts == 1:
+            raise RuntimeError("a bug, not an outage")
+        return await connect_inbox_writer(database_url)
+
+    async def test(committer: GroupCommitter, _: Recorder) -> None:
+        with pytest.raises(DatabaseUnavailableError):
+            await asyncio.wait_for(committer.submit([_write(seeded, "first")]), 5)
+        # The only flusher survived: the next request is stored, not left hanging.
+        assert len(await asyncio.wait_for(committer.submit([_write(seeded, "next")]), 5)) == 1
+
+    _run(database_url, test, connect=broken_then_fine, flushers=1)
+    assert count(clean_db, "SELECT count(*) FROM inbox") == 1
