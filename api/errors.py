@@ -6,6 +6,7 @@ import logging
 from collections.abc import Mapping
 
 from pydantic import BaseModel, ConfigDict, ValidationError
+from sqlalchemy.exc import IntegrityError
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -101,3 +102,17 @@ async def validation_error_handler(request: Request, exc: Exception) -> Response
         raise exc
     log.info("unconverted validation error", extra={"path": request.url.path})
     return error_response(invalid_request(exc, where="request"))
+
+
+def constraint_of(exc: IntegrityError) -> str:
+    """The name of the constraint or unique index an INSERT/UPDATE ran into ('' if unknown)."""
+    diag = getattr(exc.orig, "diag", None)
+    return str(getattr(diag, "constraint_name", "") or "")
+
+
+def conflict_on(exc: IntegrityError, messages: Mapping[str, str]) -> ApiError:
+    """409 for a known unique constraint; anything else is a bug and is raised as is."""
+    message = messages.get(constraint_of(exc))
+    if message is None:
+        raise exc
+    return ApiError(409, "conflict", message)

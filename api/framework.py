@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 from starlette.responses import Response
@@ -30,7 +31,7 @@ from starlette.routing import Route
 from api.auth import Principal, require_principal
 from api.bodies import read_capped
 from api.deps import ApiDeps, get_deps
-from api.errors import ApiError, ErrorDetail, invalid_request
+from api.errors import ApiError, ErrorDetail, conflict_on, invalid_request
 from api.rbac import Permission, permits
 from engine.db import async_tenant_tx
 
@@ -71,10 +72,21 @@ class Call(Generic[B, Q]):
         return self.ids[name]
 
     @asynccontextmanager
-    async def tx(self) -> AsyncIterator[AsyncConnection]:
-        """A transaction that can see only the caller's tenant (row-level security)."""
-        async with async_tenant_tx(self.deps.db, self.principal.tenant_id) as conn:
-            yield conn
+    async def tx(
+        self, conflicts: Mapping[str, str] | None = None
+    ) -> AsyncIterator[AsyncConnection]:
+        """A transaction that can see only the caller's tenant (row-level security).
+
+        `conflicts` maps unique constraints to the message of a 409 for a write that runs into
+        one, at any statement or at commit; any other integrity error is a bug and propagates.
+        """
+        try:
+            async with async_tenant_tx(self.deps.db, self.principal.tenant_id) as conn:
+                yield conn
+        except IntegrityError as exc:
+            if conflicts is None:
+                raise
+            raise conflict_on(exc, conflicts) from None
 
 
 Handler = Callable[[Call[Any, Any]], Awaitable[BaseModel | Response | None]]

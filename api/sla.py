@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from pydantic import AwareDatetime, Field, StrictBool
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api.errors import ApiError, ErrorDetail
@@ -19,7 +18,6 @@ from api.resources.common import (
     Page,
     RowId,
     changes_of,
-    conflict_on,
     found,
     page_of,
 )
@@ -151,15 +149,12 @@ async def create_policy(call: Call[PolicyIn, NoQuery]) -> SlaPolicyView:
     """422 naming the field: no target, both queue and tag, a queue, tag or user that is not
     the tenant's. 409 when the name is taken."""
     fields = call.body.model_dump()
-    try:
-        async with call.tx() as conn:
-            await _check(conn, call.tenant_id, fields)
-            policy_id = await conn.run_sync(
-                lambda c: insert_policy(c, tenant_id=call.tenant_id, fields=fields)
-            )
-            return found(await get_sla_policy(conn, call.tenant_id, policy_id), "SLA policy")
-    except IntegrityError as exc:
-        raise conflict_on(exc, _TAKEN) from None
+    async with call.tx(conflicts=_TAKEN) as conn:
+        await _check(conn, call.tenant_id, fields)
+        policy_id = await conn.run_sync(
+            lambda c: insert_policy(c, tenant_id=call.tenant_id, fields=fields)
+        )
+        return found(await get_sla_policy(conn, call.tenant_id, policy_id), "SLA policy")
 
 
 @router.patch(
@@ -172,18 +167,15 @@ async def create_policy(call: Call[PolicyIn, NoQuery]) -> SlaPolicyView:
 async def update_policy_endpoint(call: Call[PolicyPatch, NoQuery]) -> SlaPolicyView:
     """Only the fields sent change (null clears); the result is checked like a new policy."""
     changes = changes_of(call.body)
-    try:
-        async with call.tx() as conn:
-            current = found(await get_sla_policy(conn, call.tenant_id, call.id()), "SLA policy")
-            await _check(conn, call.tenant_id, {**current.model_dump(), **changes})
-            await conn.run_sync(
-                lambda c: update_policy(
-                    c, tenant_id=call.tenant_id, policy_id=call.id(), changes=changes
-                )
+    async with call.tx(conflicts=_TAKEN) as conn:
+        current = found(await get_sla_policy(conn, call.tenant_id, call.id()), "SLA policy")
+        await _check(conn, call.tenant_id, {**current.model_dump(), **changes})
+        await conn.run_sync(
+            lambda c: update_policy(
+                c, tenant_id=call.tenant_id, policy_id=call.id(), changes=changes
             )
-            return found(await get_sla_policy(conn, call.tenant_id, call.id()), "SLA policy")
-    except IntegrityError as exc:
-        raise conflict_on(exc, _TAKEN) from None
+        )
+        return found(await get_sla_policy(conn, call.tenant_id, call.id()), "SLA policy")
 
 
 @router.delete(

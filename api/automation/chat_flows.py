@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from pydantic import Field, JsonValue
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api.errors import ApiError, ErrorDetail
@@ -19,7 +18,6 @@ from api.resources.common import (
     Page,
     RowId,
     changes_of,
-    conflict_on,
     found,
     invalid_field,
     page_of,
@@ -134,21 +132,18 @@ async def create_chat_flow(call: Call[ChatFlowIn, NoQuery]) -> ChatFlowView:
     dangling targets, unreachable nodes, duplicate ids, unknown variables, unknown queues or
     users. `is_default` makes it the tenant's default (the previous one stops being it)."""
     b = call.body
-    try:
-        async with call.tx() as conn:
-            definition = await checked_definition(call, conn, b.definition)
-            flow_id = await conn.run_sync(
-                lambda c: insert_chat_flow(
-                    c,
-                    tenant_id=call.tenant_id,
-                    name=b.name,
-                    definition=definition,
-                    is_default=b.is_default,
-                )
+    async with call.tx(conflicts=_TAKEN) as conn:
+        definition = await checked_definition(call, conn, b.definition)
+        flow_id = await conn.run_sync(
+            lambda c: insert_chat_flow(
+                c,
+                tenant_id=call.tenant_id,
+                name=b.name,
+                definition=definition,
+                is_default=b.is_default,
             )
-            return found(await get_row(conn, ChatFlowView, call.tenant_id, flow_id), "Chat flow")
-    except IntegrityError as exc:
-        raise conflict_on(exc, _TAKEN) from None
+        )
+        return found(await get_row(conn, ChatFlowView, call.tenant_id, flow_id), "Chat flow")
 
 
 @router.patch(
@@ -163,20 +158,17 @@ async def update_chat_flow_endpoint(call: Call[ChatFlowPatch, NoQuery]) -> ChatF
     """A new definition is validated as on create. Tickets a bot is handling continue with the
     new definition; one waiting at a node that no longer exists starts over."""
     changes = changes_of(call.body)
-    try:
-        async with call.tx() as conn:
-            if call.body.definition is not None:
-                changes["definition"] = await checked_definition(call, conn, call.body.definition)
-            updated = await conn.run_sync(
-                lambda c: update_chat_flow(
-                    c, tenant_id=call.tenant_id, flow_id=call.id(), changes=changes
-                )
+    async with call.tx(conflicts=_TAKEN) as conn:
+        if call.body.definition is not None:
+            changes["definition"] = await checked_definition(call, conn, call.body.definition)
+        updated = await conn.run_sync(
+            lambda c: update_chat_flow(
+                c, tenant_id=call.tenant_id, flow_id=call.id(), changes=changes
             )
-            if not updated:
-                raise not_found("Chat flow")
-            return found(await get_row(conn, ChatFlowView, call.tenant_id, call.id()), "Chat flow")
-    except IntegrityError as exc:
-        raise conflict_on(exc, _TAKEN) from None
+        )
+        if not updated:
+            raise not_found("Chat flow")
+        return found(await get_row(conn, ChatFlowView, call.tenant_id, call.id()), "Chat flow")
 
 
 @router.delete(

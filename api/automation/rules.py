@@ -8,7 +8,6 @@ from datetime import time
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, model_validator
-from sqlalchemy.exc import IntegrityError
 
 from api.framework import ApiRouter, Call, NoBody, NoQuery, not_found
 from api.rbac import Permission
@@ -21,7 +20,6 @@ from api.resources.common import (
     Page,
     RowId,
     changes_of,
-    conflict_on,
     found,
     invalid_field,
     page_of,
@@ -176,31 +174,25 @@ def _crud(
 
     async def create(call: Call[Any, NoQuery]) -> Any:
         values = call.body.model_dump()
-        try:
-            async with call.tx() as conn:
-                await _check_ids(call, conn, values)
-                row_id = await conn.run_sync(
-                    lambda c: insert(c, tenant_id=call.tenant_id, values=values)
-                )
-                return found(await get_row(conn, view, call.tenant_id, row_id), title)
-        except IntegrityError as exc:
-            raise conflict_on(exc, taken) from None
+        async with call.tx(conflicts=taken) as conn:
+            await _check_ids(call, conn, values)
+            row_id = await conn.run_sync(
+                lambda c: insert(c, tenant_id=call.tenant_id, values=values)
+            )
+            return found(await get_row(conn, view, call.tenant_id, row_id), title)
 
     async def change(call: Call[Any, NoQuery]) -> Any:
         changes = changes_of(call.body)
-        try:
-            async with call.tx() as conn:
-                await _check_ids(call, conn, changes)
-                updated = await conn.run_sync(
-                    lambda c: update_row(
-                        c, table=table, tenant_id=call.tenant_id, row_id=call.id(), changes=changes
-                    )
+        async with call.tx(conflicts=taken) as conn:
+            await _check_ids(call, conn, changes)
+            updated = await conn.run_sync(
+                lambda c: update_row(
+                    c, table=table, tenant_id=call.tenant_id, row_id=call.id(), changes=changes
                 )
-                if not updated:
-                    raise not_found(title)
-                return found(await get_row(conn, view, call.tenant_id, call.id()), title)
-        except IntegrityError as exc:
-            raise conflict_on(exc, taken) from None
+            )
+            if not updated:
+                raise not_found(title)
+            return found(await get_row(conn, view, call.tenant_id, call.id()), title)
 
     async def delete(call: Call[NoBody, NoQuery]) -> None:
         async with call.tx() as conn:

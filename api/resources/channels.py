@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, JsonValue
-from sqlalchemy.exc import IntegrityError
 
 from api.errors import ApiError
 from api.framework import ApiRouter, Call, NoBody, NoQuery, not_found
@@ -25,7 +24,6 @@ from api.resources.common import (
     NotNull,
     Page,
     Strip,
-    conflict_on,
     found,
     page_of,
 )
@@ -141,22 +139,19 @@ async def create_channel(call: Call[ChannelIn, NoQuery]) -> ChannelOut:
     check_split(b.type, b.config, b.secrets)
     where = {**{k: "config" for k in b.config}, **{k: "secrets" for k in b.secrets}}
     external_id, config, secrets = validate_setup(b.type, {**b.config, **b.secrets}, where=where)
-    try:
-        async with call.tx() as conn:
-            channel_id = await conn.run_sync(
-                lambda c: insert_channel(
-                    c,
-                    tenant_id=call.tenant_id,
-                    type=b.type,
-                    name=b.name,
-                    external_id=external_id,
-                    config=config,
-                    secrets=secrets,
-                )
+    async with call.tx(conflicts=_TAKEN) as conn:
+        channel_id = await conn.run_sync(
+            lambda c: insert_channel(
+                c,
+                tenant_id=call.tenant_id,
+                type=b.type,
+                name=b.name,
+                external_id=external_id,
+                config=config,
+                secrets=secrets,
             )
-            view = found(await get_channel_view(conn, call.tenant_id, channel_id), "Channel")
-    except IntegrityError as exc:
-        raise conflict_on(exc, _TAKEN) from None
+        )
+        view = found(await get_channel_view(conn, call.tenant_id, channel_id), "Channel")
     return _out(_base_url(call), view)
 
 
@@ -170,30 +165,27 @@ async def create_channel(call: Call[ChannelIn, NoQuery]) -> ChannelOut:
 async def update_channel_endpoint(call: Call[ChannelPatch, NoQuery]) -> ChannelOut:
     """Changed settings or secrets are validated together with the stored ones."""
     b = call.body
-    try:
-        async with call.tx() as conn:
-            channel = await conn.run_sync(
-                lambda c: lock_tenant_channel(c, tenant_id=call.tenant_id, channel_id=call.id())
+    async with call.tx(conflicts=_TAKEN) as conn:
+        channel = await conn.run_sync(
+            lambda c: lock_tenant_channel(c, tenant_id=call.tenant_id, channel_id=call.id())
+        )
+        if channel is None:
+            raise not_found("Channel")
+        setup = None
+        if b.config is not None or b.secrets is not None:
+            check_split(channel.type, b.config, b.secrets)
+            setup = merged_setup(channel, b.config, b.secrets)
+        await conn.run_sync(
+            lambda c: update_channel(
+                c,
+                tenant_id=call.tenant_id,
+                channel_id=call.id(),
+                name=b.name,
+                status=b.status,
+                setup=setup,
             )
-            if channel is None:
-                raise not_found("Channel")
-            setup = None
-            if b.config is not None or b.secrets is not None:
-                check_split(channel.type, b.config, b.secrets)
-                setup = merged_setup(channel, b.config, b.secrets)
-            await conn.run_sync(
-                lambda c: update_channel(
-                    c,
-                    tenant_id=call.tenant_id,
-                    channel_id=call.id(),
-                    name=b.name,
-                    status=b.status,
-                    setup=setup,
-                )
-            )
-            view = found(await get_channel_view(conn, call.tenant_id, call.id()), "Channel")
-    except IntegrityError as exc:
-        raise conflict_on(exc, _TAKEN) from None
+        )
+        view = found(await get_channel_view(conn, call.tenant_id, call.id()), "Channel")
     return _out(_base_url(call), view)
 
 

@@ -1,4 +1,4 @@
-"""What the resource routers share: clean text types, id lists, cursor pages, conflict mapping."""
+"""What the resource routers share: clean text types, id lists, cursor pages."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from pydantic import (
     Field,
     WithJsonSchema,
 )
-from sqlalchemy.exc import IntegrityError
 
 from api.errors import ApiError, ErrorDetail
 from engine.queries.common import IdView
@@ -138,20 +137,6 @@ def page_of(model: type[Page[T]], rows: Sequence[T], limit: int) -> Page[T]:
     items = list(rows[:limit])
     more = len(rows) > limit and bool(items)
     return model(items=items, next_cursor=encode_cursor(items[-1].id) if more else None)
-
-
-def constraint_of(exc: IntegrityError) -> str:
-    """The name of the constraint or unique index an INSERT/UPDATE ran into ('' if unknown)."""
-    diag = getattr(exc.orig, "diag", None)
-    return str(getattr(diag, "constraint_name", "") or "")
-
-
-def conflict_on(exc: IntegrityError, messages: dict[str, str]) -> ApiError:
-    """409 for a known unique constraint; anything else is a bug and is raised as is."""
-    message = messages.get(constraint_of(exc))
-    if message is None:
-        raise exc
-    return ApiError(409, "conflict", message)
 
 
 def invalid_field(field: str, message: str) -> ApiError:

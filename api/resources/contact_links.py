@@ -7,14 +7,13 @@ import asyncio
 from sqlalchemy.exc import IntegrityError
 
 from actors.deliver import publish_outbox
-from api.errors import ApiError
+from api.errors import ApiError, constraint_of
 from api.framework import ApiRouter, Call, NoQuery, not_found
 from api.rbac import Permission
 from api.resources.common import (
     Frozen,
     IdList,
     RowId,
-    constraint_of,
     found,
     invalid_field,
     unknown_ids,

@@ -7,7 +7,7 @@ from typing import Annotated
 from pydantic import AfterValidator, Field
 from sqlalchemy.exc import IntegrityError
 
-from api.errors import ApiError, ErrorDetail
+from api.errors import ApiError, ErrorDetail, constraint_of
 from api.framework import ApiRouter, Call, NoBody, NoQuery, not_found
 from api.rbac import Permission
 from api.resources.common import (
@@ -21,7 +21,6 @@ from api.resources.common import (
     RowId,
     Strip,
     changes_of,
-    constraint_of,
     found,
     page_of,
 )

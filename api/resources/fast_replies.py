@@ -6,7 +6,6 @@ from typing import Annotated
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field
-from sqlalchemy.exc import IntegrityError
 
 from api.framework import ApiRouter, Call, NoBody, NoQuery, not_found
 from api.rbac import Permission
@@ -18,7 +17,6 @@ from api.resources.common import (
     Page,
     Strip,
     changes_of,
-    conflict_on,
     found,
     page_of,
 )
@@ -120,16 +118,13 @@ async def create_fast_reply(call: Call[FastReplyIn, NoQuery]) -> FastReplyView:
     """409 when the shortcut is taken in this tenant."""
     b = call.body
     media = [m.model_dump() for m in b.media]
-    try:
-        async with call.tx() as conn:
-            reply_id = await conn.run_sync(
-                lambda c: insert_fast_reply(
-                    c, tenant_id=call.tenant_id, shortcut=b.shortcut, body=b.body, media=media
-                )
+    async with call.tx(conflicts=_TAKEN) as conn:
+        reply_id = await conn.run_sync(
+            lambda c: insert_fast_reply(
+                c, tenant_id=call.tenant_id, shortcut=b.shortcut, body=b.body, media=media
             )
-            return found(await get_fast_reply(conn, call.tenant_id, reply_id), "Fast reply")
-    except IntegrityError as exc:
-        raise conflict_on(exc, _TAKEN) from None
+        )
+        return found(await get_fast_reply(conn, call.tenant_id, reply_id), "Fast reply")
 
 
 @router.patch(
@@ -141,18 +136,15 @@ async def create_fast_reply(call: Call[FastReplyIn, NoQuery]) -> FastReplyView:
 )
 async def update_fast_reply_endpoint(call: Call[FastReplyPatch, NoQuery]) -> FastReplyView:
     changes = changes_of(call.body)
-    try:
-        async with call.tx() as conn:
-            updated = await conn.run_sync(
-                lambda c: update_fast_reply(
-                    c, tenant_id=call.tenant_id, reply_id=call.id(), changes=changes
-                )
+    async with call.tx(conflicts=_TAKEN) as conn:
+        updated = await conn.run_sync(
+            lambda c: update_fast_reply(
+                c, tenant_id=call.tenant_id, reply_id=call.id(), changes=changes
             )
-            if not updated:
-                raise not_found("Fast reply")
-            return found(await get_fast_reply(conn, call.tenant_id, call.id()), "Fast reply")
-    except IntegrityError as exc:
-        raise conflict_on(exc, _TAKEN) from None
+        )
+        if not updated:
+            raise not_found("Fast reply")
+        return found(await get_fast_reply(conn, call.tenant_id, call.id()), "Fast reply")
 
 
 @router.delete(

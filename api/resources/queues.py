@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from typing import Annotated, Any
 
 from pydantic import Field
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api.framework import ApiRouter, Call, NoBody, NoQuery, not_found
@@ -22,7 +21,6 @@ from api.resources.common import (
     Page,
     Strip,
     changes_of,
-    conflict_on,
     found,
     page_of,
     unknown_ids,
@@ -147,28 +145,25 @@ async def create_queue(call: Call[QueueIn, NoQuery]) -> QueueOut:
     """409 when the tenant already has a queue of that name; 422 naming the field of invalid
     `business_hours` (unknown time zone, more than two intervals a day, overlaps)."""
     b = call.body
-    try:
-        async with call.tx() as conn:
-            queue_id = await conn.run_sync(
-                lambda c: insert_queue(
-                    c,
-                    tenant_id=call.tenant_id,
-                    name=b.name,
-                    color=b.color,
-                    greeting=b.greeting,
-                    distribution=b.distribution,
+    async with call.tx(conflicts=_TAKEN) as conn:
+        queue_id = await conn.run_sync(
+            lambda c: insert_queue(
+                c,
+                tenant_id=call.tenant_id,
+                name=b.name,
+                color=b.color,
+                greeting=b.greeting,
+                distribution=b.distribution,
+            )
+        )
+        if b.business_hours is not None:
+            hours = b.business_hours
+            await conn.run_sync(
+                lambda c: set_queue_hours(
+                    c, tenant_id=call.tenant_id, queue_id=queue_id, hours=hours
                 )
             )
-            if b.business_hours is not None:
-                hours = b.business_hours
-                await conn.run_sync(
-                    lambda c: set_queue_hours(
-                        c, tenant_id=call.tenant_id, queue_id=queue_id, hours=hours
-                    )
-                )
-            return await _queue_out(conn, call.tenant_id, queue_id)
-    except IntegrityError as exc:
-        raise conflict_on(exc, _TAKEN) from None
+        return await _queue_out(conn, call.tenant_id, queue_id)
 
 
 @router.patch(
@@ -187,24 +182,19 @@ async def update_queue_endpoint(call: Call[QueuePatch, NoQuery]) -> QueueOut:
     new_hours = "business_hours" in changes
     changes.pop("business_hours", None)
     hours = call.body.business_hours
-    try:
-        async with call.tx() as conn:
-            updated = await conn.run_sync(
-                lambda c: update_queue(
-                    c, tenant_id=call.tenant_id, queue_id=call.id(), changes=changes
+    async with call.tx(conflicts=_TAKEN) as conn:
+        updated = await conn.run_sync(
+            lambda c: update_queue(c, tenant_id=call.tenant_id, queue_id=call.id(), changes=changes)
+        )
+        if not updated:
+            raise not_found("Queue")
+        if new_hours:
+            await conn.run_sync(
+                lambda c: set_queue_hours(
+                    c, tenant_id=call.tenant_id, queue_id=call.id(), hours=hours
                 )
             )
-            if not updated:
-                raise not_found("Queue")
-            if new_hours:
-                await conn.run_sync(
-                    lambda c: set_queue_hours(
-                        c, tenant_id=call.tenant_id, queue_id=call.id(), hours=hours
-                    )
-                )
-            queue = await _queue_out(conn, call.tenant_id, call.id())
-    except IntegrityError as exc:
-        raise conflict_on(exc, _TAKEN) from None
+        queue = await _queue_out(conn, call.tenant_id, call.id())
     if "distribution" in changes:
         await _fill(call, call.id())
     return queue

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from pydantic import Field
-from sqlalchemy.exc import IntegrityError
 
 from api.framework import ApiRouter, Call, NoBody, NoQuery, not_found
 from api.rbac import Permission
@@ -19,7 +18,6 @@ from api.resources.common import (
     Page,
     Strip,
     changes_of,
-    conflict_on,
     found,
     page_of,
 )
@@ -84,20 +82,17 @@ async def get_tag_endpoint(call: Call[NoBody, NoQuery]) -> TagView:
 async def create_tag(call: Call[TagIn, NoQuery]) -> TagView:
     """409 when the tenant already has a tag of that name."""
     b = call.body
-    try:
-        async with call.tx() as conn:
-            tag_id = await conn.run_sync(
-                lambda c: insert_tag(
-                    c,
-                    tenant_id=call.tenant_id,
-                    name=b.name,
-                    color=b.color,
-                    auto_keywords=b.auto_keywords,
-                )
+    async with call.tx(conflicts=_TAKEN) as conn:
+        tag_id = await conn.run_sync(
+            lambda c: insert_tag(
+                c,
+                tenant_id=call.tenant_id,
+                name=b.name,
+                color=b.color,
+                auto_keywords=b.auto_keywords,
             )
-            return found(await get_tag(conn, call.tenant_id, tag_id), "Tag")
-    except IntegrityError as exc:
-        raise conflict_on(exc, _TAKEN) from None
+        )
+        return found(await get_tag(conn, call.tenant_id, tag_id), "Tag")
 
 
 @router.patch(
@@ -110,16 +105,13 @@ async def create_tag(call: Call[TagIn, NoQuery]) -> TagView:
 async def update_tag_endpoint(call: Call[TagPatch, NoQuery]) -> TagView:
     """Only the fields sent change; `color: null` clears the colour."""
     changes = changes_of(call.body)
-    try:
-        async with call.tx() as conn:
-            updated = await conn.run_sync(
-                lambda c: update_tag(c, tenant_id=call.tenant_id, tag_id=call.id(), changes=changes)
-            )
-            if not updated:
-                raise not_found("Tag")
-            return found(await get_tag(conn, call.tenant_id, call.id()), "Tag")
-    except IntegrityError as exc:
-        raise conflict_on(exc, _TAKEN) from None
+    async with call.tx(conflicts=_TAKEN) as conn:
+        updated = await conn.run_sync(
+            lambda c: update_tag(c, tenant_id=call.tenant_id, tag_id=call.id(), changes=changes)
+        )
+        if not updated:
+            raise not_found("Tag")
+        return found(await get_tag(conn, call.tenant_id, call.id()), "Tag")
 
 
 @router.delete("/api/v1/tags/{id}", Permission.TAGS_MANAGE, status=204, summary="Delete a tag")

@@ -8,7 +8,7 @@ from pydantic import Field
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
-from api.errors import ApiError
+from api.errors import ApiError, conflict_on
 from api.framework import ApiRouter, Call, NoBody, NoQuery, not_found
 from api.rbac import Permission
 from api.resources.common import (
@@ -20,7 +20,6 @@ from api.resources.common import (
     NotNull,
     Page,
     Strip,
-    conflict_on,
     found,
     page_of,
 )

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, StrictBool
-from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import Principal
@@ -22,7 +21,6 @@ from api.resources.common import (
     Page,
     Strip,
     changes_of,
-    conflict_on,
     found,
     page_of,
 )
@@ -119,28 +117,23 @@ async def create_user(call: Call[UserIn, NoQuery]) -> UserView:
     b = call.body
     _may_grant(call.principal, b.role)
     password_hash = await run_in_threadpool(hash_password, b.password)
-    try:
-        async with call.tx() as conn:
-            user_id = await conn.run_sync(
-                lambda c: insert_user(
-                    c,
-                    tenant_id=call.tenant_id,
-                    name=b.name,
-                    email=b.email,
-                    password_hash=password_hash,
-                    role=b.role,
-                )
+    async with call.tx(conflicts=EMAIL_TAKEN) as conn:
+        user_id = await conn.run_sync(
+            lambda c: insert_user(
+                c,
+                tenant_id=call.tenant_id,
+                name=b.name,
+                email=b.email,
+                password_hash=password_hash,
+                role=b.role,
             )
-            if b.max_open_tickets is not None:
-                changes = {"max_open_tickets": b.max_open_tickets}
-                await conn.run_sync(
-                    lambda c: update_user(
-                        c, tenant_id=call.tenant_id, user_id=user_id, changes=changes
-                    )
-                )
-            return found(await get_user(conn, call.tenant_id, user_id), "User")
-    except IntegrityError as exc:
-        raise conflict_on(exc, EMAIL_TAKEN) from None
+        )
+        if b.max_open_tickets is not None:
+            changes = {"max_open_tickets": b.max_open_tickets}
+            await conn.run_sync(
+                lambda c: update_user(c, tenant_id=call.tenant_id, user_id=user_id, changes=changes)
+            )
+        return found(await get_user(conn, call.tenant_id, user_id), "User")
 
 
 @router.patch(
