@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import logging
 
+import dramatiq
+import redis
+
 from actors import deps
 from actors.broker import actor
 from actors.deps import WorkerDeps
 from actors.webhooks import deliver_webhook
 from engine.db import system_tx
+from engine.errors import EngineError
 from engine.store.outbox import claim_outbox, mark_outbox_published
 from pipelines.deliver import (
     STREAM_MAXLEN,
@@ -62,3 +66,18 @@ def publish_events(d: WorkerDeps, outbox_ids: list[int]) -> int:
         extra={"stage": "deliver", "count": len(events), "webhooks": len(deliveries)},
     )
     return len(events)
+
+
+def publish_in_line(d: WorkerDeps, outbox_ids: list[int], *, what: str) -> None:
+    """publish_events right after the commit that recorded the events, for pipelines that
+    would otherwise send a publish_outbox message per batch. A failure is only logged: the
+    rows stay unpublished and the sweeper re-offers them."""
+    if not outbox_ids:
+        return
+    try:
+        publish_events(d, outbox_ids)
+    except (redis.RedisError, EngineError, dramatiq.errors.DramatiqError) as exc:
+        log.warning(
+            f"publishing {what} failed; left to the sweeper",
+            extra={"count": len(outbox_ids), "error": type(exc).__name__},
+        )

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import logging
 
-import dramatiq
-import redis
-
 from actors import deps
 from actors.broker import actor
-from actors.deliver import publish_events
+from actors.deliver import publish_in_line
 from actors.deps import WorkerDeps
 from actors.media import download_media
 from actors.outbound import enqueue_sends
 from engine.db import system_tx
-from engine.errors import EngineError, PermanentError
+from engine.errors import PermanentError
 from engine.store.inbox import claim_inbox, mark_inbox_dead
 from pipelines import inbound
 from pipelines.poison import PoisonBatchError, poison_guard
@@ -66,14 +63,7 @@ def _hand_off(d: WorkerDeps, outcome: inbound.BatchOutcome, reparse: bool) -> No
     would cost more than publishing. If publishing fails, the rows stay unpublished and the
     sweeper re-offers them.
     """
-    if outcome.outbox_ids:
-        try:
-            publish_events(d, outcome.outbox_ids)
-        except (redis.RedisError, EngineError, dramatiq.errors.DramatiqError) as exc:
-            log.warning(
-                "publishing inbound events failed; left to the sweeper",
-                extra={"count": len(outcome.outbox_ids), "error": type(exc).__name__},
-            )
+    publish_in_line(d, outcome.outbox_ids, what="inbound events")
     for message_id, index in outcome.media_downloads:
         download_media.send(message_id, index)
     if outcome.sends:

@@ -8,15 +8,12 @@ from collections import Counter
 from collections.abc import Sequence
 
 import dramatiq
-import redis
 
 from actors import deps
 from actors.broker import actor
-from actors.deliver import publish_events
-from actors.deps import WorkerDeps
+from actors.deliver import publish_in_line
 from actors.middleware import RetryPolicy, is_last_attempt
 from config import Settings
-from engine.errors import EngineError
 from engine.ratelimit import limits_for
 from pipelines.outbound import OUTBOUND_QUEUE, SEND_BATCH, BatchOutcome, SendPolicy, run_batch
 from pipelines.outbound.changes import run_change
@@ -51,7 +48,7 @@ def change_message(tenant_id: int, change_id: int) -> None:
         http=d.http,
         last_attempt=is_last_attempt(d.settings.MAX_RETRIES),
     )
-    _publish(d, outbox_ids)
+    publish_in_line(d, outbox_ids, what="send statuses")
 
 
 def enqueue_sends(
@@ -95,7 +92,7 @@ def send_batch(
             kwargs={"reserved_channel_id": resend.reserved_channel_id},
             delay=resend.delay_ms or None,
         )
-    _publish(d, outcome.outbox_ids)
+    publish_in_line(d, outcome.outbox_ids, what="send statuses")
     counts = Counter(outcome.statuses.values())
     log.info("sends done", extra={"stage": "ack", "count": len(message_ids), **counts})
     return outcome
@@ -115,17 +112,3 @@ def send_policy(settings: Settings) -> SendPolicy:
         dead_letter_actor=send_message.actor_name,
         dead_letter_queue=send_message.queue_name,
     )
-
-
-def _publish(d: WorkerDeps, outbox_ids: list[int]) -> None:
-    """Realtime events right after the commit, instead of a publish_outbox message per send.
-    If that fails the rows stay unpublished and the sweeper re-offers them."""
-    if not outbox_ids:
-        return
-    try:
-        publish_events(d, outbox_ids)
-    except (redis.RedisError, EngineError, dramatiq.errors.DramatiqError) as exc:
-        log.warning(
-            "publishing send statuses failed; left to the sweeper",
-            extra={"count": len(outbox_ids), "error": type(exc).__name__},
-        )

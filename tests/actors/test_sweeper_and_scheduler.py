@@ -13,8 +13,8 @@ import pytest
 import redis
 from sqlalchemy import Engine, text
 
+from actors import deliver as deliver_actor
 from actors import deps as worker_deps
-from actors import inbound as inbound_actor
 from actors import maintenance
 from actors.inbound import process_inbox
 from actors.maintenance import sweep
@@ -141,7 +141,7 @@ def test_outbox_events_whose_publish_was_lost_are_republished(
     def redis_down(*_: object) -> int:
         raise redis.ConnectionError("Redis went away")
 
-    monkeypatch.setattr(inbound_actor, "publish_events", redis_down)
+    monkeypatch.setattr(deliver_actor, "publish_events", redis_down)
     process_inbox(sorted(_inbox_ids(clean_db)))
     monkeypatch.undo()
     engine_paused.broker.flush_all()
