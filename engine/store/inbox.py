@@ -175,10 +175,5 @@ def get_stale_inbox_ids(conn: Connection, *, older_than_s: int, limit: int) -> l
 
 
 # Served by inbox_pending_idx (a partial index), so the web's backlog check stays cheap.
-# Plain SQL: the web runs it on its inbox connections, workers through SQLAlchemy.
+# Plain SQL, run on the web's inbox connections (api/ingest.py).
 COUNT_PENDING_INBOX = "SELECT count(*) FROM inbox WHERE status = 'pending'"
-
-
-def count_pending_inbox(conn: Connection) -> int:
-    """How many inbox rows wait for processing (system scope)."""
-    return int(conn.execute(text(COUNT_PENDING_INBOX)).scalar_one())
