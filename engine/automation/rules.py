@@ -3,7 +3,6 @@ per inbound message. Matching is pure; loading and tagging take the caller's con
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from datetime import datetime, time
@@ -13,6 +12,7 @@ from sqlalchemy import Connection, text
 
 from engine.automation.flows import MATCH_WINDOW_CHARS
 from engine.events import Frozen
+from engine.store.conversations import insert_ticket_event
 
 
 class AutoReply(Frozen):
@@ -123,10 +123,6 @@ _TAG = text(
     RETURNING tag_id
     """
 )
-_EVENT = text(
-    "INSERT INTO ticket_events (tenant_id, ticket_id, type, data) "
-    "VALUES (:t, :id, 'auto_tagged', CAST(:data AS jsonb))"
-)
 
 
 def tag_contact(
@@ -139,8 +135,13 @@ def tag_contact(
         int(r[0]) for r in conn.execute(_TAG, {"t": tenant_id, "c": contact_id, "ids": tag_ids})
     )
     if added:
-        data = json.dumps({"contact_id": contact_id, "tag_ids": added})
-        conn.execute(_EVENT, {"t": tenant_id, "id": ticket_id, "data": data})
+        insert_ticket_event(
+            conn,
+            tenant_id=tenant_id,
+            ticket_id=ticket_id,
+            type="auto_tagged",
+            data={"contact_id": contact_id, "tag_ids": added},
+        )
     return added
 
 

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from datetime import UTC, datetime
+from typing import Annotated
 
-from engine.queries.tickets import UtcDatetime
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict
 
-__all__ = ["IdView", "UtcDatetime", "View", "contains_pattern"]
+
+def _to_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+# Any aware timestamp, shown in UTC.
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
 
 
 class View(BaseModel):

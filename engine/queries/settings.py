@@ -26,8 +26,7 @@ async def get_settings(
 ) -> list[SettingView]:
     """Every registered key (or just `keys`), in registry order. Read-only."""
     wanted = [k for k in REGISTRY if keys is None or k in keys]
-    rows = (await conn.execute(_STORED, {"t": tenant_id, "keys": wanted})).all()
-    stored: dict[str, JsonValue] = {str(r[0]): r[1] for r in rows}
+    stored = await stored_settings(conn, tenant_id, wanted)
     views = []
     for key in wanted:
         setting = REGISTRY[key]
@@ -42,3 +41,11 @@ async def get_settings(
             )
         )
     return views
+
+
+async def stored_settings(
+    conn: AsyncConnection, tenant_id: int, keys: list[str]
+) -> dict[str, JsonValue]:
+    """What the tenant stored for `keys` (a key with nothing stored is absent). Read-only."""
+    rows = (await conn.execute(_STORED, {"t": tenant_id, "keys": keys})).all()
+    return {str(r[0]): r[1] for r in rows}

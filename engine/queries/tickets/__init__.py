@@ -29,7 +29,6 @@ from engine.queries.tickets.views import (
     TicketPage,
     TicketStatus,
     TicketView,
-    UtcDatetime,
 )
 
 __all__ = [
@@ -53,7 +52,6 @@ __all__ = [
     "TicketStatus",
     "TicketView",
     "TicketViewer",
-    "UtcDatetime",
     "get_contact",
     "get_message",
     "get_message_ticket_id",

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import RowMapping, TextClause, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from engine.queries.settings import stored_settings
 from engine.queries.tickets.views import (
     ChannelRef,
     ContactRef,
@@ -109,9 +110,6 @@ _AFTER_UNDATED = " AND t.last_message_at IS NULL AND t.id < :c_id"
 _TICKET_ORDER = " ORDER BY t.last_message_at DESC NULLS LAST, t.id DESC LIMIT :limit"
 
 _TICKET_EXISTS = "SELECT EXISTS (SELECT 1 FROM tickets t WHERE t.tenant_id = :tenant_id"
-_SETTINGS = text(
-    "SELECT key, value FROM settings WHERE tenant_id = :tenant_id AND key = ANY(:keys)"
-)
 
 
 @functools.cache
@@ -201,8 +199,7 @@ async def get_ticket_viewer(
     """
     if sees_all:
         return TicketViewer(user_id=user_id, sees_all=True)
-    params = {"tenant_id": tenant_id, "keys": [AGENTS_SEE_UNQUEUED_KEY, HIDE_BOT_TICKETS_KEY]}
-    stored = {str(r[0]): r[1] for r in await conn.execute(_SETTINGS, params)}
+    stored = await stored_settings(conn, tenant_id, [AGENTS_SEE_UNQUEUED_KEY, HIDE_BOT_TICKETS_KEY])
     sees_unqueued, hides_bot_tickets = (
         bool(effective(key, stored.get(key), present=key in stored))
         for key in (AGENTS_SEE_UNQUEUED_KEY, HIDE_BOT_TICKETS_KEY)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+from engine.queries.common import UtcDatetime
 
 MAX_BIGINT = 2**63 - 1
 _MAX_CURSOR_CHARS = 200
@@ -15,13 +16,6 @@ _MAX_CURSOR_CHARS = 200
 TicketStatus = Literal["pending", "open", "closed"]
 TICKET_STATUSES: tuple[TicketStatus, ...] = ("pending", "open", "closed")
 MessageStatus = Literal["pending", "sent", "delivered", "read", "failed", "received"]
-
-
-def _to_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
-
-
-UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
 
 
 class _View(BaseModel):
