@@ -27,6 +27,7 @@ from engine.ops.workers import read_workers
 from engine.store.dead_letters import (
     DeadLetter,
     DeadLetterFilter,
+    count_live_dead_letters,
     get_dead_letter,
     purge_dead_letters,
 )
@@ -108,6 +109,13 @@ async def page(
 ) -> DeadLetterPage:
     async with async_system_tx(deps.db) as conn:
         return await conn.run_sync(lambda c: dead_letter_page(c, f, limit=limit, cursor=cursor))
+
+
+async def live_dead_letters(deps: OpsDeps) -> int:
+    """How many dead letters are not requeued, over every queue and tenant."""
+    async with async_system_tx(deps.db) as conn:
+        counts = await conn.run_sync(count_live_dead_letters)
+    return sum(n for _, _, n in counts)
 
 
 async def one(deps: OpsDeps, dead_letter_id: int) -> DeadLetter:

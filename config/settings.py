@@ -158,6 +158,7 @@ class Settings(BaseSettings):
         "S3_REGION",
         "S3_ACCESS_KEY_ID",
         "PROMETHEUS_MULTIPROC_DIR",
+        "OPS_TOKEN",
         mode="before",
     )
     @classmethod
@@ -176,11 +177,6 @@ class Settings(BaseSettings):
     @field_validator("S3_SECRET_ACCESS_KEY")
     @classmethod
     def _empty_secret_is_unset(cls, value: str | None) -> str | None:
-        return value or None
-
-    @field_validator("OPS_TOKEN", mode="before")
-    @classmethod
-    def _empty_ops_token_is_unset(cls, value: object) -> object:
         return value or None
 
     @field_validator("MEDIA_ALLOWED_TYPES", mode="before")

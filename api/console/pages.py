@@ -71,7 +71,7 @@ async def dead_letters_page(request: Request, operator: Operator) -> Response:
     cursor = int(cursor_text) if cursor_text.isdigit() and int(cursor_text) > 0 else None
     deps = ops.ops_deps(request)
     found = await ops.page(deps, selection.to_filter(), limit=PAGE_SIZE, cursor=cursor)
-    overview = await ops.queues(deps)
+    live_total = await ops.live_dead_letters(deps)
     return page(
         request,
         "dead_letters.html",
@@ -82,7 +82,7 @@ async def dead_letters_page(request: Request, operator: Operator) -> Response:
         found=found,
         values={k: params.get(k, "") for k in FILTER_FIELDS},
         query=_filter_query(params),
-        live_total=sum(q.dead for q in overview.queues),
+        live_total=live_total,
         filtered=not selection.to_filter().is_empty,
     )
 
