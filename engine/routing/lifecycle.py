@@ -49,13 +49,10 @@ def get_inactive_ticket_ids(
     return [int(r[0]) for r in conn.execute(_INACTIVE, params)]
 
 
-def auto_close_ticket(
-    conn: Connection, *, tenant_id: int, ticket_id: int, after_h: int | None = None
-) -> ActionResult:
+def auto_close_ticket(conn: Connection, *, tenant_id: int, ticket_id: int) -> ActionResult:
     """Close an inactive ticket as the engine: an `auto_closed` event, `ticket.updated`."""
-    data: dict[str, object] = {} if after_h is None else {"inactive_h": after_h}
     return mark_ticket_closed(
-        conn, tenant_id=tenant_id, ticket_id=ticket_id, user_id=None, action=AUTO_CLOSED, data=data
+        conn, tenant_id=tenant_id, ticket_id=ticket_id, user_id=None, action=AUTO_CLOSED, data={}
     )
 
 
