@@ -4,7 +4,6 @@ would: import a list, create, start, watch, pause, resume, cancel, report."""
 from __future__ import annotations
 
 import json
-import logging
 import threading
 import time
 import uuid
@@ -18,12 +17,12 @@ import pytest
 import redis
 from sqlalchemy import Engine, text
 
-from api.cli import main
 from api.cli_campaigns import control
 from engine import security
 from engine.db import create_db_engine, system_tx, tenant_tx
 from engine.store.campaigns import increment_counts
 from engine.store.tenants import insert_tenant
+from tests.support.cli import Ran, cli_env, invoke, logging_restored
 
 LIST = (
     "phone,name\n"
@@ -33,16 +32,6 @@ LIST = (
     ",Nobody\n"
     "5511987651001,Ana Twice\n"
 )
-
-
-@dataclass(frozen=True)
-class Ran:
-    code: int
-    out: str
-    err: str
-
-    def json(self) -> Any:
-        return json.loads(self.out)
 
 
 @pytest.fixture
@@ -61,31 +50,14 @@ def cli(
     redis_url: str,
     queue_prefix: str,
 ) -> Iterator[Any]:
-    monkeypatch.setenv(
-        "DATABASE_URL", database_url.replace("postgresql+psycopg://", "postgresql://")
-    )
-    monkeypatch.setenv("REDIS_URI", redis_url)
-    monkeypatch.setenv("QUEUE_PREFIX", queue_prefix)
-    monkeypatch.setenv("JWT_SECRET", "a-test-secret-of-enough-length-for-hs256")
-    monkeypatch.delenv("AMQP_URL", raising=False)
+    cli_env(monkeypatch, database_url=database_url, redis_url=redis_url, queue_prefix=queue_prefix)
     monkeypatch.setattr(security, "BCRYPT_ROUNDS", 4)
 
     def run(*argv: str, as_json: bool = True) -> Ran:
-        code = 0
-        try:
-            main(["--json", *argv] if as_json else list(argv))
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-        captured = capsys.readouterr()
-        return Ran(code, captured.out, captured.err)
+        return invoke(capsys, ["--json", *argv] if as_json else argv)
 
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    try:
+    with logging_restored():
         yield run
-    finally:  # the command line configures logging for its process; give pytest its own back
-        root.handlers[:] = handlers
-        root.setLevel(level)
 
 
 @dataclass(frozen=True)

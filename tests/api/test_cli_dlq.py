@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import signal
 import socket
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +19,14 @@ import pytest
 import redis
 from sqlalchemy import Engine, text
 
-from api.cli import main
 from engine import security
 from engine.db import SCHEMA_VERSION, create_db_engine, system_tx
 from engine.secrets_box import open_secrets
 from engine.store.dead_letters import NewDeadLetter, insert_dead_letter
 from engine.store.tenants import insert_tenant
 from tests.conftest import count
+from tests.support.cli import Ran, invoke, logging_restored
+from tests.support.cli import cli_env as set_cli_env
 from tests.support.harness import fixture_bytes, running_engine, seed_whatsapp
 
 REPO = Path(__file__).resolve().parents[2]
@@ -92,16 +91,6 @@ BAD_CONFIGS: dict[str, tuple[dict[str, object], str, str]] = {
 }
 
 
-@dataclass(frozen=True)
-class Ran:
-    code: int
-    out: str
-    err: str
-
-    def json(self) -> Any:
-        return json.loads(self.out)
-
-
 @pytest.fixture
 def engine_db(database_url: str) -> Iterator[Engine]:
     """The session database, emptied (tests/api's own `db` fixture is an async engine)."""
@@ -127,34 +116,22 @@ def cli_env(
     redis_url: str,
     queue_prefix: str,
 ) -> Iterator[None]:
-    monkeypatch.setenv(
-        "DATABASE_URL", database_url.replace("postgresql+psycopg://", "postgresql://")
+    set_cli_env(
+        monkeypatch,
+        database_url=database_url,
+        redis_url=redis_url,
+        queue_prefix=queue_prefix,
+        BACKEND_URL=BACKEND_URL,
     )
-    monkeypatch.setenv("REDIS_URI", redis_url)
-    monkeypatch.setenv("QUEUE_PREFIX", queue_prefix)
-    monkeypatch.setenv("JWT_SECRET", "a-test-secret-of-enough-length-for-hs256")
-    monkeypatch.setenv("BACKEND_URL", BACKEND_URL)
-    monkeypatch.delenv("AMQP_URL", raising=False)
     monkeypatch.setattr(security, "BCRYPT_ROUNDS", 4)
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    try:
+    with logging_restored():
         yield
-    finally:  # the command line configures logging for its process; give pytest its own back
-        root.handlers[:] = handlers
-        root.setLevel(level)
 
 
 @pytest.fixture
 def cli(cli_env: None, capsys: pytest.CaptureFixture[str]) -> Any:
     def run(*argv: str, as_json: bool = True) -> Ran:
-        code = 0
-        try:
-            main(["--json", *argv] if as_json else list(argv))
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-        captured = capsys.readouterr()
-        return Ran(code, captured.out, captured.err)
+        return invoke(capsys, ["--json", *argv] if as_json else argv)
 
     return run
 

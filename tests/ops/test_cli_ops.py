@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,8 +11,8 @@ import dramatiq
 import pytest
 from sqlalchemy import Engine
 
-from api.cli import main
 from tests.conftest import count
+from tests.support.cli import cli_env, invoke, logging_restored
 from tests.support.ops import QUEUE, add_dead_letter, ops_job
 
 
@@ -26,28 +25,9 @@ def cli(
     queue_prefix: str,
     capsys: pytest.CaptureFixture[str],
 ) -> Iterator[Any]:
-    monkeypatch.setenv(
-        "DATABASE_URL", database_url.replace("postgresql+psycopg://", "postgresql://")
-    )
-    monkeypatch.setenv("REDIS_URI", redis_url)
-    monkeypatch.setenv("QUEUE_PREFIX", queue_prefix)
-    monkeypatch.setenv("JWT_SECRET", "a-test-secret-of-enough-length-for-hs256")
-    monkeypatch.delenv("AMQP_URL", raising=False)
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-
-    def run(*argv: str) -> tuple[int, str, str]:
-        code = 0
-        try:
-            main(list(argv))
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    yield run
-    root.handlers[:] = handlers
-    root.setLevel(level)
+    cli_env(monkeypatch, database_url=database_url, redis_url=redis_url, queue_prefix=queue_prefix)
+    with logging_restored():
+        yield lambda *argv: invoke(capsys, argv)
 
 
 def test_queues_table_and_json_show_depths_and_dead_letters(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,12 +10,12 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 
-from api.cli import main
 from engine.db import system_tx
 from engine.security import hash_password
 from engine.store.tenants import insert_user
 from tests.privacy.webhooks import text_webhook
 from tests.support.channels import Agent
+from tests.support.cli import cli_env, invoke, logging_restored
 from tests.support.harness import (
     RunningEngine,
     Seeded,
@@ -233,24 +232,13 @@ def test_the_same_number_writing_again_after_erasure_is_a_new_contact(
 def cli(
     monkeypatch: pytest.MonkeyPatch, engine: RunningEngine, capsys: pytest.CaptureFixture[str]
 ) -> Iterator[Any]:
-    monkeypatch.setenv("DATABASE_URL", engine.settings.database_url().replace("+psycopg", ""))
-    monkeypatch.setenv("JWT_SECRET", "a-test-secret-of-enough-length-for-hs256")
-    monkeypatch.setenv("MEDIA_DIR", str(engine.settings.MEDIA_DIR))
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-
-    def run(*argv: str) -> tuple[int, str, str]:
-        code = 0
-        try:
-            main(list(argv))
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    yield run
-    root.handlers[:] = handlers
-    root.setLevel(level)
+    cli_env(
+        monkeypatch,
+        database_url=engine.settings.database_url(),
+        MEDIA_DIR=str(engine.settings.MEDIA_DIR),
+    )
+    with logging_restored():
+        yield lambda *argv: invoke(capsys, argv)
 
 
 def test_the_command_line_exports_and_erases(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Iterator
 
 import pytest
@@ -22,6 +21,8 @@ from engine.secrets_box import (
 )
 from engine.store.channels import get_channel, insert_channel
 from engine.store.tenants import insert_tenant
+from tests.support.cli import cli_env as set_cli_env
+from tests.support.cli import logging_restored
 
 APP_SECRET = "app-secret-that-must-not-be-stored-in-clear"
 KEY_OLD = Fernet.generate_key().decode()
@@ -90,13 +91,9 @@ def test_a_wrong_key_is_refused_not_guessed(clean_db: Engine, box_old: SecretsBo
 
 @pytest.fixture
 def cli_env(monkeypatch: pytest.MonkeyPatch, database_url: str) -> Iterator[None]:
-    monkeypatch.setenv("DATABASE_URL", database_url.replace("+psycopg", ""))
-    monkeypatch.setenv("JWT_SECRET", "a-test-secret-of-enough-length-for-hs256")
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
+    set_cli_env(monkeypatch, database_url=database_url)
+    with logging_restored():
+        yield
 
 
 def _rotate(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> object:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Iterator
 
 import pytest
 
-from api.cli import main
 from tests.conftest import REDIS_SERVER
 from tests.stats.world import World
+from tests.support.cli import cli_env, invoke, logging_restored
 
 
 @pytest.fixture
@@ -20,25 +19,9 @@ def run(
     world: World,
     capsys: pytest.CaptureFixture[str],
 ) -> Iterator[object]:
-    monkeypatch.setenv("DATABASE_URL", stats_url.replace("postgresql+psycopg://", "postgresql://"))
-    monkeypatch.setenv("REDIS_URI", REDIS_SERVER)
-    monkeypatch.setenv("JWT_SECRET", "a-test-secret-of-enough-length-for-hs256")
-    monkeypatch.delenv("AMQP_URL", raising=False)
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-
-    def cli(*argv: str) -> tuple[int, str, str]:
-        code = 0
-        try:
-            main(list(argv))
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-        out = capsys.readouterr()
-        return code, out.out, out.err
-
-    yield cli
-    root.handlers[:] = handlers  # the command line configures logging for its process
-    root.setLevel(level)
+    cli_env(monkeypatch, database_url=stats_url, redis_url=REDIS_SERVER)
+    with logging_restored():
+        yield lambda *argv: invoke(capsys, argv)
 
 
 def test_prints_a_table_of_the_period(run, world: World) -> None:  # type: ignore[no-untyped-def]
