@@ -157,33 +157,22 @@ async def test_external_keys_belong_to_one_tenant(
     key = f"shared-{uuid.uuid4()}"
 
     ours = await http.post(
-        SEND,
-        json={
-            "channel_id": tenant.whatsapp_id,
-            "to": {"phone": phone()},
-            "body": "x",
-            "external_key": key,
-        },
-        headers=sender,
+        SEND, json=_send(tenant, to={"phone": phone()}, body="x", external_key=key), headers=sender
     )
     theirs = await http.post(
         SEND,
-        json={
-            "channel_id": other.whatsapp_id,
-            "to": {"phone": phone()},
-            "body": "y",
-            "external_key": key,
-        },
+        json=_send(other, to={"phone": phone()}, body="y", external_key=key),
         headers=other_sender,
     )
     their_channel = await http.post(
         SEND,
-        json={
-            "channel_id": other.whatsapp_id,
-            "to": {"phone": phone()},
-            "body": "z",
-            "external_key": f"{key}-2",
-        },
+        json=_send(
+            tenant,
+            channel_id=other.whatsapp_id,
+            to={"phone": phone()},
+            body="z",
+            external_key=f"{key}-2",
+        ),
         headers=sender,
     )
 
