@@ -10,19 +10,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from actors import deps
+from actors import deps, outbound
 from actors.broker import actor
 from actors.deliver import publish_outbox
 from actors.deps import WorkerDeps
-from actors.middleware import RetryPolicy
-from actors.outbound import send_batch
+from actors.outbound import backoff_policy, send_batch
 from config import Settings
 from engine.ratelimit import limits_for
 from pipelines.campaigns import CAMPAIGNS_QUEUE
 from pipelines.campaigns.reconcile import Reconciled, reconcile_claims
 from pipelines.campaigns.start import start_due_campaigns
 from pipelines.campaigns.tick import campaigns_due, tick_campaign
-from pipelines.outbound import OUTBOUND_QUEUE, SEND_BATCH, SendPolicy, run_send
+from pipelines.outbound import OUTBOUND_QUEUE, SendPolicy, run_send
 
 log = logging.getLogger(__name__)
 
@@ -92,26 +91,15 @@ def send_campaign_message(message_id: int) -> None:
 
 def campaign_send_policy(settings: Settings) -> SendPolicy:
     """Retryable failures back off like the middleware's retries and are never final."""
-    retry = RetryPolicy(
-        max_retries=CAMPAIGN_SEND_RETRIES,
-        min_backoff_ms=settings.MIN_BACKOFF_MS,
-        max_backoff_ms=settings.MAX_BACKOFF_MS,
-    )
-    return SendPolicy(
-        backoff_ms=retry.backoff_ms,
-        max_attempts=None,
-        dead_letter_actor=send_campaign_message.actor_name,
-        dead_letter_queue=send_campaign_message.queue_name,
+    return backoff_policy(
+        settings, retries=CAMPAIGN_SEND_RETRIES, max_attempts=None, filed_as=send_campaign_message
     )
 
 
 def enqueue_sends(message_ids: Sequence[int], *, tenant_id: int | None) -> None:
     """After commit, SEND_BATCH ids per broker message: the rows and messages exist, so a lost
     enqueue is found by the sweep."""
-    for start in range(0, len(message_ids), SEND_BATCH):
-        chunk = list(message_ids[start : start + SEND_BATCH])
-        # the tenant labels a dead letter without a database lookup
-        send_campaign_messages.send_with_options(args=(chunk,), tenant_id=tenant_id)
+    outbound.enqueue_sends(message_ids, tenant_id=tenant_id, actor=send_campaign_messages)
 
 
 def start_due(d: WorkerDeps) -> list[int]:

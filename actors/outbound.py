@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Sequence
+from typing import Any
 
 import dramatiq
 
@@ -52,16 +53,22 @@ def change_message(tenant_id: int, change_id: int) -> None:
 
 
 def enqueue_sends(
-    message_ids: Sequence[int], *, batch: int = SEND_BATCH, tenant_id: int | None = None
+    message_ids: Sequence[int],
+    *,
+    batch: int = SEND_BATCH,
+    tenant_id: int | None = None,
+    actor: dramatiq.Actor[..., Any] | None = None,
 ) -> None:
-    """Enqueue sends for many pending messages, `batch` ids per broker message. After commit:
-    a lost enqueue leaves pending rows for the sweeper, never a second send."""
+    """Enqueue sends for many pending messages, `batch` ids per broker message, to `actor`
+    (send_messages unless said). After commit: a lost enqueue leaves pending rows for the
+    sweeper, never a second send."""
+    actor = actor or send_messages
     for start in range(0, len(message_ids), batch):
         chunk = list(message_ids[start : start + batch])
         if tenant_id is None:
-            send_messages.send(chunk)
+            actor.send(chunk)
         else:  # the tenant labels a dead letter of the batch without a database lookup
-            send_messages.send_with_options(args=(chunk,), tenant_id=tenant_id)
+            actor.send_with_options(args=(chunk,), tenant_id=tenant_id)
 
 
 def send_batch(
@@ -101,14 +108,32 @@ def send_batch(
 def send_policy(settings: Settings) -> SendPolicy:
     """MAX_RETRIES retries with the middleware's backoff; dead letters filed as send_message's,
     so an operator's requeue sends that one message again."""
+    return backoff_policy(
+        settings,
+        retries=settings.MAX_RETRIES,
+        max_attempts=settings.MAX_RETRIES + 1,
+        filed_as=send_message,
+    )
+
+
+def backoff_policy(
+    settings: Settings,
+    *,
+    retries: int,
+    max_attempts: int | None,
+    filed_as: dramatiq.Actor[..., Any],
+) -> SendPolicy:
+    """Retryable failures back off like the middleware's retries; dead letters are filed as
+    `filed_as`'s (the single-message actor an operator's requeue runs); `max_attempts` None
+    means a retryable failure is never final."""
     retry = RetryPolicy(
-        max_retries=settings.MAX_RETRIES,
+        max_retries=retries,
         min_backoff_ms=settings.MIN_BACKOFF_MS,
         max_backoff_ms=settings.MAX_BACKOFF_MS,
     )
     return SendPolicy(
         backoff_ms=retry.backoff_ms,
-        max_attempts=settings.MAX_RETRIES + 1,
-        dead_letter_actor=send_message.actor_name,
-        dead_letter_queue=send_message.queue_name,
+        max_attempts=max_attempts,
+        dead_letter_actor=filed_as.actor_name,
+        dead_letter_queue=filed_as.queue_name,
     )
