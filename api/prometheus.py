@@ -5,106 +5,79 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator
 
-import dramatiq
-import redis.asyncio as aioredis
 from pika.exceptions import AMQPError
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import Request
 from starlette.responses import Response
 
+from api import ops_service
 from api.health import ReadinessDeps
 from engine.metrics import multiprocess_dir
+from engine.ops.models import QueuesOverview
 
 log = logging.getLogger(__name__)
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 DEPTH_TTL_S = 5.0  # scrapes in between reuse the last reading
-DEPTH_TIMEOUT_S = 1.0
-STATES = ("ready", "delayed", "dead")
-
-Depths = dict[tuple[str, str], int]
+DEPTH_TIMEOUT_S = 2.0
 
 
 class QueueDepths(Collector):
-    """Broker queue lengths read at scrape time, at most once per DEPTH_TTL_S.
+    """The ops overview's per-queue counts (engine.ops.queues), read at scrape time and at most
+    once per DEPTH_TTL_S, so /metrics and the ops pages never disagree.
 
-    An unreachable broker leaves the metric out (the scrape itself still succeeds).
+    An unreachable broker or database leaves the metrics out (the scrape itself succeeds).
     """
 
     def __init__(self) -> None:
-        self._depths: Depths = {}
+        self._overview: QueuesOverview | None = None
         self._read_at: float | None = None
         self._lock = asyncio.Lock()
 
-    async def refresh(self, deps: ReadinessDeps, broker: dramatiq.Broker) -> None:
+    async def refresh(self, deps: ReadinessDeps) -> None:
         async with self._lock:
             now = time.monotonic()
             if self._read_at is not None and now - self._read_at < DEPTH_TTL_S:
                 return
-            queues = sorted(broker.get_declared_queues())
             try:
                 async with asyncio.timeout(DEPTH_TIMEOUT_S):
-                    if deps.settings.AMQP_URL:
-                        self._depths = await asyncio.to_thread(_rabbitmq_depths, broker, queues)
-                    else:
-                        self._depths = await _redis_depths(
-                            deps.redis, deps.settings.QUEUE_PREFIX, queues
-                        )
-            except (
-                RedisError,
-                OSError,
-                TimeoutError,
-                AMQPError,
-                dramatiq.errors.DramatiqError,
-            ) as exc:
+                    self._overview = await ops_service.queues(deps)
+            except (RedisError, OSError, TimeoutError, AMQPError, SQLAlchemyError) as exc:
                 log.warning("queue depths unavailable", extra={"error": type(exc).__name__})
-                self._depths = {}
+                self._overview = None
             self._read_at = now
 
     def collect(self) -> Iterator[Metric]:
-        if not self._depths:
+        if self._overview is None:
             return
-        family = GaugeMetricFamily(
+        depth = GaugeMetricFamily(
             "flowdesk_queue_depth",
-            "Messages in each broker queue: ready, delayed (retries, deferrals) and dead.",
+            "Messages in each broker queue: ready, delayed (retries, deferrals), in_flight "
+            "(fetched by a worker, not yet acked; Redis only) and dead (live dead letters).",
             labels=["queue", "state"],
         )
-        for (queue, state), depth in sorted(self._depths.items()):
-            family.add_metric([queue, state], depth)
-        yield family
-
-
-async def _redis_depths(client: aioredis.Redis, namespace: str, queues: Sequence[str]) -> Depths:
-    """dramatiq's Redis layout: a list per queue and per delay queue, a sorted set of dead."""
-    async with client.pipeline(transaction=False) as pipe:
-        for queue in queues:
-            pipe.llen(f"{namespace}:{queue}")
-            pipe.llen(f"{namespace}:{queue}.DQ")
-            pipe.zcard(f"{namespace}:{queue}.XQ")
-        counts = await pipe.execute()
-    return _by_state(queues, counts)
-
-
-def _rabbitmq_depths(broker: dramatiq.Broker, queues: Sequence[str]) -> Depths:
-    counts: list[int] = []
-    for queue in queues:
-        counts += broker.get_queue_message_counts(queue)  # type: ignore[attr-defined]
-    return _by_state(queues, counts)
-
-
-def _by_state(queues: Sequence[str], counts: Iterable[object]) -> Depths:
-    values = [int(str(c)) for c in counts]
-    return {
-        (queue, state): values[i * len(STATES) + j]
-        for i, queue in enumerate(queues)
-        for j, state in enumerate(STATES)
-    }
+        age = GaugeMetricFamily(
+            "flowdesk_queue_oldest_age_seconds",
+            "Age of the oldest ready message in each queue (Redis only).",
+            labels=["queue"],
+        )
+        for q in self._overview.queues:
+            states: dict[str, int | None] = {"ready": q.ready, "delayed": q.delayed}
+            states |= {"in_flight": q.in_flight, "dead": q.dead}
+            for state, count in states.items():
+                if count is not None:
+                    depth.add_metric([q.name, state], count)
+            if q.oldest_age_s is not None:
+                age.add_metric([q.name], q.oldest_age_s)
+        yield depth
+        yield age
 
 
 def _exposition(depths: QueueDepths) -> bytes:
@@ -127,6 +100,6 @@ async def metrics(request: Request) -> Response:
     depths: QueueDepths | None = getattr(request.app.state, "queue_depths", None)
     if depths is None:
         depths = request.app.state.queue_depths = QueueDepths()
-    await depths.refresh(deps, dramatiq.get_broker())
+    await depths.refresh(deps)
     body = await asyncio.to_thread(_exposition, depths)
     return Response(body, media_type=CONTENT_TYPE)

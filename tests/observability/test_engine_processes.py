@@ -181,7 +181,7 @@ def test_web_metrics_include_the_workers_stages_and_actors(run: Run) -> None:
     delivered = {"channel": "whatsapp", "status": "delivered"}
     assert _value(samples, "flowdesk_deliveries_total", **delivered) == 1
     depths = {s.labels["state"] for s in samples if s.name == "flowdesk_queue_depth"}
-    assert depths == {"ready", "delayed", "dead"}
+    assert depths == {"ready", "delayed", "in_flight", "dead"}
     assert _value(samples, "flowdesk_queue_depth", queue="inbound", state="ready") == 0
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import pika
 import pytest
 from dramatiq.common import dq_name, xq_name
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine
 
 from tests.conftest import unavailable
@@ -57,6 +58,42 @@ def test_redis_counts_ready_delayed_in_flight_and_dead(
     q = _queue(idle_engine, QUEUE)
     assert q["in_flight"] == 1 and q["ready"] == 3
     consumer.close()
+
+
+def _scraped_depths(engine: RunningEngine, queue: str) -> dict[str, float]:
+    with engine.client() as c:
+        r = c.get("/metrics")
+    assert r.status_code == 200, r.text
+    return {
+        s.labels["state"]: s.value
+        for family in text_string_to_metric_families(r.text)
+        for s in family.samples
+        if s.name == "flowdesk_queue_depth" and s.labels["queue"] == queue
+    }
+
+
+def test_metrics_count_the_queues_as_the_ops_overview_does(
+    idle_engine: RunningEngine, clean_db: Engine
+) -> None:
+    _enqueue(ready=2, delayed=3)
+    add_dead_letter(clean_db)
+    # A worker holds delayed messages in memory until their eta: fetched from the delay
+    # queue's list, they are still delayed (and not acked).
+    consumer = idle_engine.broker.consume(dq_name(QUEUE), prefetch=2, timeout=1000)
+    assert next(consumer) is not None
+
+    overview = _queue(idle_engine, QUEUE)
+    scraped = _scraped_depths(idle_engine, QUEUE)
+    consumer.close()
+
+    assert overview["delayed"] == 3
+    assert scraped == {
+        "ready": overview["ready"],
+        "delayed": overview["delayed"],
+        "in_flight": overview["in_flight"],
+        "dead": overview["dead"],
+    }
+    assert scraped["dead"] == 1
 
 
 @pytest.fixture
