@@ -86,6 +86,8 @@ def close_inactive(deps: WorkerDeps, *, now: datetime | None = None) -> int:
                     ticket_id=ticket_id,
                     request=SendRequest(body=farewell),
                     user_id=None,
+                    # Automatic, like a bot's: it answers nobody (first response, answered).
+                    send_type="bot",
                     event_data={"farewell": True},
                 )
                 outbox_ids += sent.outbox_ids

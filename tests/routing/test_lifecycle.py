@@ -56,6 +56,14 @@ def test_inactive_tickets_close_with_the_channels_farewell(
         ("Closed for inactivity, bye!", "out", "pending")
     ]
     assert queued(broker, "outbound") == [("send_message", (farewell[0]["id"],))]
+    # Nobody answered the customer: the automatic farewell must not say otherwise in the
+    # ticket's first-response time or its answered flag (statistics read both).
+    answered = desk.rows(
+        "SELECT t.answered, t.first_response_at, m.send_type FROM tickets t"
+        " JOIN messages m ON m.ticket_id = t.id WHERE t.id = :id",
+        id=idle,
+    )
+    assert answered == [{"answered": False, "first_response_at": None, "send_type": "bot"}]
     # The agent's freed seat went to the ticket waiting in their queue.
     assert desk.assignee(waiting) == ana
     close_inactive(deps(db))
