@@ -88,6 +88,7 @@ def decide(
     deferred: list[int] = []
     for job in jobs:
         verdict = verdicts[job.message_id]
+        fails = _fails(job, verdict, policy)
         if isinstance(verdict, Sent):
             plan.acks.append(
                 Ack(
@@ -96,11 +97,7 @@ def decide(
                     provider_message_id=verdict.result.provider_message_id,
                 )
             )
-        elif isinstance(verdict, Refused) or (
-            isinstance(verdict, Failing)
-            and policy.is_final(job)
-            and not isinstance(verdict.error, RateLimitedError)
-        ):
+        elif isinstance(verdict, Refused | Failing) and fails:
             _fail(plan, job, verdict.error, policy)
         elif isinstance(verdict, Failing):
             # A provider's 429 slows the channel's bucket (see pace) rather than burning one
@@ -115,7 +112,7 @@ def decide(
         elif isinstance(verdict, Deferred):
             plan.releases.append((job.message_id, True))
             deferred.append(job.message_id)
-        count_verdict(job, verdict, final=policy.is_final(job))
+        count_verdict(job, verdict, final=fails)
         if job.send_type == "campaign" and isinstance(verdict, Sent | Refused | Failing):
             plan.campaign_sends.setdefault(job.tenant_id, []).append(job.message_id)
     plan.resends += [Resend(ids, delay_ms) for delay_ms, ids in sorted(retries.items())]
@@ -123,6 +120,18 @@ def decide(
     if deferred:
         plan.resends.append(Resend(deferred, 0))
     return plan
+
+
+def _fails(job: ClaimedSend, verdict: Verdict, policy: SendPolicy) -> bool:
+    """Whether this verdict ends the message as failed: refused, or failing on its last
+    attempt (a provider's 429 never ends it; it is released uncounted)."""
+    if isinstance(verdict, Refused):
+        return True
+    return (
+        isinstance(verdict, Failing)
+        and policy.is_final(job)
+        and not isinstance(verdict.error, RateLimitedError)
+    )
 
 
 def _retry_delay_ms(

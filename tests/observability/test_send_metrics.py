@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import REGISTRY
 
-from engine.errors import ProviderRejectedError, ProviderUnavailableError
+from engine.errors import ProviderRejectedError, ProviderUnavailableError, RateLimitedError
 from engine.events import ChannelConnection, ChannelType, MessageType, SendResult
 from engine.metrics import MAX_ERROR_CODES, error_code_label
 from engine.store.send_batch import ClaimedSend
@@ -77,6 +77,20 @@ def test_verdicts_are_counted_by_channel_status_code_and_campaign_outcome() -> N
         ): 2,
         ("flowdesk_campaign_sends_total", (("outcome", "sent"),)): 1,
         ("flowdesk_campaign_sends_total", (("outcome", "failed"),)): 2,
+        ("flowdesk_campaign_sends_total", (("outcome", "retrying"),)): 1,
+    }
+
+
+def test_a_429_on_the_last_attempt_counts_as_retrying_as_it_is_sent_again() -> None:
+    policy = SendPolicy(backoff_ms=lambda attempt: 10, max_attempts=3, record_dead_letters=False)
+    before = _snapshot()
+    plan = decide([_job(1, attempt=3)], {1: Failing(RateLimitedError("429 from provider"))}, policy)
+    after = _snapshot()
+    added = {key: value - before.get(key, 0.0) for key, value in after.items()}
+
+    assert plan.failures == [] and plan.releases == [(1, True)]
+    assert {key: value for key, value in added.items() if value} == {
+        ("flowdesk_provider_errors_total", (("channel", "sms"), ("code", "RateLimitedError"))): 1,
         ("flowdesk_campaign_sends_total", (("outcome", "retrying"),)): 1,
     }
 
