@@ -16,7 +16,7 @@ from sqlalchemy import Connection, TextClause, text
 from engine.automation.bot import BotState, Ending
 from engine.automation.flows import HandOff
 from engine.events import Frozen
-from engine.routing.distribution import assign_ticket
+from engine.routing.distribution import distribute
 from engine.store.settings import get_setting
 from engine.store.ticket_actions import queue_exists, user_exists
 from engine.store.ticket_log import (
@@ -175,7 +175,7 @@ def finish_bot(
     )
     outbox = list(result.outbox_ids)
     if not ending.close and user_id is None and updated.queue_id is not None:
-        assign_ticket(conn, tenant_id=tenant_id, ticket_id=ticket_id)
+        outbox += _offer(conn, tenant_id=tenant_id, ticket_id=ticket_id)
     return outbox
 
 
@@ -218,8 +218,14 @@ def queue_new_ticket(
     reason: dict[str, object] = {"reason": "channel_default_queue"}
     changed = _change(conn, _SET_QUEUE, tenant_id, ticket_id, "queued", reason, queue_id=queue_id)
     if changed:
-        assign_ticket(conn, tenant_id=tenant_id, ticket_id=ticket_id)
+        changed += _offer(conn, tenant_id=tenant_id, ticket_id=ticket_id)
     return changed
+
+
+def _offer(conn: Connection, *, tenant_id: int, ticket_id: int) -> list[int]:
+    """Offer a queued ticket to its queue's agents; the assignment's outbox id, if any."""
+    assignment = distribute(conn, tenant_id=tenant_id, ticket_id=ticket_id)
+    return [] if assignment is None else [assignment.outbox_id]
 
 
 _CLOSE = text(

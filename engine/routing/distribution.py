@@ -170,21 +170,3 @@ def distribute_freed(conn: Connection, *, tenant_id: int, user_id: int) -> list[
     for (queue_id,) in conn.execute(_QUEUES_OF, {"t": tenant_id, "user_id": user_id}).all():
         done += distribute_waiting(conn, tenant_id=tenant_id, queue_id=int(queue_id))
     return done
-
-
-def assign_ticket(conn: Connection, *, tenant_id: int, ticket_id: int) -> int | None:
-    """The agent a pending ticket was just given by its queue's policy (see `distribute`).
-
-    A ticket that already has an agent keeps it and that agent's id is returned; None leaves
-    the ticket pending for the queue.
-    """
-    assignment = distribute(conn, tenant_id=tenant_id, ticket_id=ticket_id)
-    if assignment is not None:
-        return assignment.user_id
-    current = lock_ticket(conn, tenant_id=tenant_id, ticket_id=ticket_id)
-    return current.user_id if current.status != "closed" else None
-
-
-def assign_waiting(conn: Connection, *, tenant_id: int, queue_id: int | None = None) -> int:
-    """How many waiting tickets were assigned now that capacity may have freed."""
-    return len(distribute_waiting(conn, tenant_id=tenant_id, queue_id=queue_id))

@@ -71,13 +71,17 @@ def test_menu_answer_moves_to_queue_and_assigns_an_online_agent(
     bruno = world.agent("Bruno", sales)
     with_menu(world, queues)
     world.says("Oi")
-    world.says("1")
+    before = world.sql("SELECT coalesce(max(id), 0) FROM outbox").scalar_one()
+    outcome = world.says("1")
     ticket = world.ticket()
     assert (ticket["queue_id"], ticket["user_id"]) == (sales, bruno)
     assert ticket["chat_flow_state"] is None
     assert world.bot_messages()[-1] == "Connecting you to sales."
     audit = [kind for kind in world.event_types() if kind != "message_sent"]
     assert audit[-3:] == ["bot_step", "bot_handoff", "assigned"]
+    # Every event written is published at once, the assignment's too (not left to the sweep).
+    written = world.sql("SELECT id FROM outbox WHERE id > :b ORDER BY id", b=before)
+    assert sorted(outcome.outbox_ids) == [r[0] for r in written]
 
 
 def test_go_to_then_close_action(world: World, queues: tuple[int, int]) -> None:

@@ -8,24 +8,31 @@ from collections import Counter
 import pytest
 
 from engine.db import tenant_tx
-from engine.routing.distribution import assign_ticket, assign_waiting
+from engine.routing.distribution import distribute, distribute_waiting
 from engine.store.ticket_actions import (
     mark_ticket_accepted,
     mark_ticket_closed,
     mark_ticket_transferred,
 )
+from engine.store.ticket_log import lock_ticket
 from tests.routing.world import Desk
 
 
 def assign(desk: Desk, ticket_id: int) -> int | None:
+    """The agent the ticket was just given, else the one it already had (None if none)."""
     with tenant_tx(desk.db, desk.tenant_id) as conn:
-        return assign_ticket(conn, tenant_id=desk.tenant_id, ticket_id=ticket_id)
+        assignment = distribute(conn, tenant_id=desk.tenant_id, ticket_id=ticket_id)
+        if assignment is not None:
+            return assignment.user_id
+        current = lock_ticket(conn, tenant_id=desk.tenant_id, ticket_id=ticket_id)
+        return current.user_id if current.status != "closed" else None
 
 
 def waiting(desk: Desk, queue: str | None = None) -> int:
+    """How many waiting tickets were assigned."""
     with tenant_tx(desk.db, desk.tenant_id) as conn:
         queue_id = None if queue is None else desk.queues[queue]
-        return assign_waiting(conn, tenant_id=desk.tenant_id, queue_id=queue_id)
+        return len(distribute_waiting(conn, tenant_id=desk.tenant_id, queue_id=queue_id))
 
 
 def transfer(desk: Desk, ticket_id: int, *, by: int, queue: int | None, to: int | None) -> None:
