@@ -16,6 +16,7 @@ from sqlalchemy import Connection, RowMapping, text
 from engine.events import Frozen
 from engine.routing.distribution import distribute
 from engine.routing.hours import NeverOpenError, add_business_seconds, effective_hours
+from engine.settings_registry import BusinessHours
 from engine.store.outbox import insert_outbox
 from engine.store.sla import insert_breach
 from engine.store.ticket_log import lock_ticket, record_ticket_change, update_ticket
@@ -29,7 +30,17 @@ _CLOCKS = text(
     SELECT t.id AS ticket_id, t.queue_id, t.created_at, t.first_response_at,
            t.last_inbound_at, t.answered,
            p.id AS policy_id, p.first_response_s, p.next_response_s, p.resolution_s,
-           p.business_hours_only, p.escalate_to_queue_id, p.escalate_to_user_id
+           p.business_hours_only, p.escalate_to_queue_id, p.escalate_to_user_id,
+           -- The newest breach recorded per clock: a clock with one since it started is done.
+           (SELECT max(e.due_at) FROM sla_events e
+            WHERE e.tenant_id = t.tenant_id AND e.policy_id = p.id AND e.ticket_id = t.id
+              AND e.kind = 'first_response') AS first_response_breached,
+           (SELECT max(e.due_at) FROM sla_events e
+            WHERE e.tenant_id = t.tenant_id AND e.policy_id = p.id AND e.ticket_id = t.id
+              AND e.kind = 'next_response') AS next_response_breached,
+           (SELECT max(e.due_at) FROM sla_events e
+            WHERE e.tenant_id = t.tenant_id AND e.policy_id = p.id AND e.ticket_id = t.id
+              AND e.kind = 'resolution') AS resolution_breached
     FROM tickets t
     JOIN sla_policies p ON p.tenant_id = t.tenant_id AND (
         p.queue_id = t.queue_id
@@ -72,7 +83,8 @@ class SlaCheck(Frozen):
 
 
 def _running_clocks(row: RowMapping) -> list[tuple[str, int, datetime]]:
-    """(kind, target seconds, clock start) of each clock still running for this ticket."""
+    """(kind, target seconds, clock start) of each clock still running for this ticket and
+    not yet breached (a breach due since the clock started ends it; see insert_breach)."""
     clocks: list[tuple[str, int, datetime]] = []
     if row["first_response_s"] and row["first_response_at"] is None:
         clocks.append(("first_response", row["first_response_s"], row["created_at"]))
@@ -81,7 +93,11 @@ def _running_clocks(row: RowMapping) -> list[tuple[str, int, datetime]]:
         clocks.append(("next_response", row["next_response_s"], row["last_inbound_at"]))
     if row["resolution_s"]:
         clocks.append(("resolution", row["resolution_s"], row["created_at"]))
-    return clocks
+    return [
+        (kind, target_s, start)
+        for kind, target_s, start in clocks
+        if row[f"{kind}_breached"] is None or row[f"{kind}_breached"] < start
+    ]
 
 
 def check_sla(conn: Connection, *, tenant_id: int, now: datetime) -> SlaCheck:
@@ -91,11 +107,16 @@ def check_sla(conn: Connection, *, tenant_id: int, now: datetime) -> SlaCheck:
     """
     breaches: list[Breach] = []
     outbox_ids: list[int] = []
+    hours_of: dict[int | None, BusinessHours | None] = {}  # by queue, read once per sweep
     for row in conn.execute(_CLOCKS, {"t": tenant_id, "now": now}).mappings().all():
+        clocks = _running_clocks(row)
         hours = None
-        if row["business_hours_only"]:
-            hours = effective_hours(conn, tenant_id=tenant_id, queue_id=row["queue_id"])
-        for kind, target_s, start in _running_clocks(row):
+        if clocks and row["business_hours_only"]:
+            queue_id = row["queue_id"]
+            if queue_id not in hours_of:
+                hours_of[queue_id] = effective_hours(conn, tenant_id=tenant_id, queue_id=queue_id)
+            hours = hours_of[queue_id]
+        for kind, target_s, start in clocks:
             try:
                 due_at = add_business_seconds(hours, start, target_s)
             except NeverOpenError:

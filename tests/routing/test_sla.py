@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 
 from engine.db import tenant_tx
 from engine.routing.sla import SlaCheck, check_sla
@@ -168,3 +168,30 @@ def test_closed_tickets_and_tickets_of_other_tenants_are_not_checked(
 
     assert check(desk, at("2026-03-07T00:00:00")).breaches == ()
     assert len(check(other, at("2026-03-07T00:00:00")).breaches) == 1
+
+
+def test_a_sweep_over_clocks_already_breached_reads_and_writes_nothing_per_ticket(
+    desk: Desk, db: Engine
+) -> None:
+    desk.set_setting("business_hours", WEEKDAYS_9_TO_6)
+    desk.queue("sales")
+    policy(desk, queue_id=desk.queues["sales"], first_response_s=3600, resolution_s=7200)
+    tickets = [desk.ticket(queue="sales", created_at=FRIDAY_1730) for _ in range(20)]
+    tuesday = at("2026-03-10T15:00:00")
+    assert len(check(desk, tuesday).breaches) == 2 * len(tickets)
+
+    statements: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(db, "before_cursor_execute", count)
+    try:
+        again = check(desk, at("2026-03-10T15:00:15"))  # the next sweep, 15 s later
+    finally:
+        event.remove(db, "before_cursor_execute", count)
+
+    assert again.breaches == ()
+    # The tenant scope and the one clocks query: no per-ticket hours read or breach insert.
+    assert not [s for s in statements if "INSERT" in s]
+    assert len(statements) <= 3, statements
