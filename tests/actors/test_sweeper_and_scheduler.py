@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 
 import dramatiq
 import pytest
@@ -18,11 +16,7 @@ from actors import deps as worker_deps
 from actors import maintenance
 from actors.inbound import process_inbox
 from actors.maintenance import sweep
-from actors.scheduler import Scheduler
-from actors.wiring import build_worker_deps
-from config import load_settings
 from engine.db import system_tx
-from engine.runtime import Runtime
 from pipelines.deliver import realtime_channel
 from tests.conftest import count
 from tests.support.harness import (
@@ -32,6 +26,7 @@ from tests.support.harness import (
     seed_whatsapp,
     wait_until,
 )
+from tests.support.scheduler import scheduler_thread
 
 SWEEP_AFTER_S = 5
 
@@ -214,37 +209,12 @@ def test_a_worker_handed_a_swept_batch_at_once_can_claim_it(
 # scheduler leadership -------------------------------------------------------------------
 
 
-@contextmanager
-def _scheduler(database_url: str, redis_url: str, queue_prefix: str) -> Iterator[Scheduler]:
-    """A scheduler with its own connection pool, as a separate process would have."""
-    settings = load_settings(
-        {
-            "DATABASE_URL": database_url.replace("postgresql+psycopg://", "postgresql://"),
-            "REDIS_URI": redis_url,
-            "QUEUE_PREFIX": queue_prefix,
-            "JWT_SECRET": "a-test-secret-of-enough-length-for-hs256",
-            "INBOX_SWEEP_EVERY_S": "3600",
-        }
-    )
-    deps = build_worker_deps(settings, Runtime(settings, database_url, redis_url, "", None))
-    scheduler = Scheduler(deps, poll_s=0.1)
-    thread = threading.Thread(target=scheduler.run, daemon=True)
-    thread.start()
-    try:
-        yield scheduler
-    finally:
-        scheduler.stop()
-        thread.join(5)
-        deps.db.dispose()
-        assert not thread.is_alive(), "scheduler did not stop"
-
-
 def test_one_scheduler_leads_and_the_other_takes_over_when_it_stops(
     clean_db: Engine, database_url: str, redis_url: str, queue_prefix: str
 ) -> None:
     with (
-        _scheduler(database_url, redis_url, queue_prefix) as a,
-        _scheduler(database_url, redis_url, queue_prefix) as b,
+        scheduler_thread(database_url, redis_url, queue_prefix) as a,
+        scheduler_thread(database_url, redis_url, queue_prefix) as b,
     ):
         wait_until(lambda: a.is_leader or b.is_leader, 5, "a leader")
         for _ in range(5):  # a few poll intervals: still exactly one leader

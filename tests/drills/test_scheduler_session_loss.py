@@ -8,8 +8,8 @@ import psycopg
 from sqlalchemy import Engine
 
 from actors.scheduler import LEADER_LOCK_KEY
-from tests.actors.test_sweeper_and_scheduler import _scheduler
 from tests.support.harness import wait_until
+from tests.support.scheduler import scheduler_thread
 
 _HOLDER = """
     SELECT pid FROM pg_locks
@@ -27,7 +27,7 @@ def _lock_holder(database_url: str) -> int | None:
 def test_the_scheduler_leads_again_after_its_database_session_is_cut(
     clean_db: Engine, database_url: str, redis_url: str, queue_prefix: str
 ) -> None:
-    with _scheduler(database_url, redis_url, queue_prefix) as scheduler:
+    with scheduler_thread(database_url, redis_url, queue_prefix) as scheduler:
         wait_until(lambda: _lock_holder(database_url) is not None, 5, "a leader")
         first = _lock_holder(database_url)
         with psycopg.connect(database_url.replace("+psycopg", ""), autocommit=True) as admin:
