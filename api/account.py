@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from api.auth_support import SessionResponse, client_ip, no_store, start_session, throttle_of
-from api.errors import ApiError, ErrorDetail
+from api.errors import ApiError, invalid_field
 from api.framework import ApiRouter, Call, NoBody, NoQuery, conflict
 from api.ratelimit import too_many
 from api.rbac import Permission
@@ -164,7 +164,9 @@ async def enable_totp(call: Call[TotpCode, NoQuery]) -> Response:
         raise conflict("Start with POST /api/v1/auth/totp/setup.")
     secret = account.totp_secret
     if match_totp(secret, call.body.code) is None:
-        raise _wrong("code", "does not match; check the device's clock and try the next code")
+        raise invalid_field(
+            "code", "does not match; check the device's clock and try the next code"
+        )
     codes = new_backup_codes()
     hashes = [backup_code_digest(code) for code in codes]
     async with call.tx() as conn:
@@ -214,10 +216,5 @@ async def _confirm_password(call: Call[Any, Any], password: str, field: str) -> 
         raise too_many(wait_s, "Too many failed attempts. Try again later.")
     if not await run_in_threadpool(verify_password, password, account.password_hash):
         await throttle.failed(ip, account.email)
-        raise _wrong(field, "is not your current password")
+        raise invalid_field(field, "is not your current password")
     return account
-
-
-def _wrong(field: str, message: str) -> ApiError:
-    detail = ErrorDetail(field=field, message=message)
-    return ApiError(422, "invalid_request", f"Invalid request body: {field}.", details=(detail,))

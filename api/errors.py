@@ -71,6 +71,13 @@ def invalid_request(exc: ValidationError, *, where: str) -> ApiError:
     return ApiError(422, "invalid_request", f"Invalid {where}: {names}.", details=details)
 
 
+def invalid_field(field: str, message: str, *, where: str = "request body") -> ApiError:
+    """A 422 naming one field of the request's `where`, for checks a model cannot make alone
+    (rows that must exist, rules across fields), shaped like `invalid_request`."""
+    detail = ErrorDetail(field=field, message=message)
+    return ApiError(422, "invalid_request", f"Invalid {where}: {field}.", details=(detail,))
+
+
 def error_response(error: ApiError) -> Response:
     """The JSON response for `error`."""
     body = _ErrorEnvelope(

@@ -12,11 +12,11 @@ from starlette.responses import Response
 
 from actors.deliver import publish_outbox
 from actors.outbound import send_message
-from api.errors import ApiError, ErrorDetail
+from api.errors import ApiError, ErrorDetail, invalid_field
 from api.framework import ApiRouter, Call, NoQuery, conflict
 from api.rbac import Permission
 from engine.errors import NotFoundError
-from engine.events import ChannelType
+from engine.events import template_refusal
 from engine.queries.tickets import MessageView, get_message
 from engine.store.campaigns import get_channel_state
 from pipelines.outbound.api_send import (
@@ -113,10 +113,7 @@ async def _record(call: Call[ApiSendRequest, NoQuery]) -> ApiSend:
     except NotFoundError as exc:
         raise ApiError(404, "not_found", str(exc)) from None
     except RecipientError as exc:
-        detail = ErrorDetail(field=exc.field, message=str(exc))
-        raise ApiError(
-            422, "invalid_request", f"Invalid request body: {exc.field}.", details=(detail,)
-        ) from None
+        raise invalid_field(exc.field, str(exc)) from None
     except ExternalKeyConflictError as exc:
         error = conflict("external_key was already used for a different message.")
         error.details = (
@@ -127,13 +124,8 @@ async def _record(call: Call[ApiSendRequest, NoQuery]) -> ApiSend:
 
 
 def _check_template_channel(conn: Connection, call: Call[ApiSendRequest, NoQuery]) -> None:
-    """422 for a template on a channel that has none (only WhatsApp sends templates)."""
+    """422 for a template on a channel that cannot send one."""
     state = get_channel_state(conn, tenant_id=call.tenant_id, channel_id=call.body.channel_id)
-    if state is not None and state[0] != ChannelType.WHATSAPP:
-        message = f"templates are sent on WhatsApp channels only; this channel is {state[0]}"
-        raise ApiError(
-            422,
-            "invalid_request",
-            "Invalid request body: template.",
-            details=(ErrorDetail(field="template", message=message),),
-        )
+    refusal = None if state is None else template_refusal(state[0])
+    if refusal is not None:
+        raise invalid_field("template", refusal)

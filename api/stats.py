@@ -13,7 +13,7 @@ from typing import Annotated, TypeVar
 from pydantic import ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from api.errors import ApiError, ErrorDetail
+from api.errors import invalid_field
 from api.framework import ApiRouter, Call, NoBody
 from api.rbac import Permission
 from api.resources.common import Frozen, RowId
@@ -101,10 +101,7 @@ async def _in_period(
         try:
             period = await resolve_period(conn, call.tenant_id, q.from_, q.to)
         except PeriodError as exc:
-            detail = ErrorDetail(field=exc.field, message=exc.message)
-            raise ApiError(
-                422, "invalid_request", f"Invalid query parameter: {exc.field}.", details=(detail,)
-            ) from None
+            raise invalid_field(exc.field, exc.message, where="query parameter") from None
         result = await read(conn, period)
     return PeriodOut(from_=period.first, to=period.last, time_zone=period.time_zone), result
 

@@ -285,6 +285,14 @@ class Template(Frozen):
     parameters: tuple[str, ...] = ()
 
 
+def template_refusal(channel_type: str) -> str | None:
+    """Why a template cannot go out on a channel of this type; None on WhatsApp, the only
+    provider with pre-approved templates."""
+    if channel_type == ChannelType.WHATSAPP:
+        return None
+    return f"templates are sent on WhatsApp channels only; this channel is {channel_type}"
+
+
 class OutboundMessage(Frozen):
     """One message to send, as the deliver stage hands it to an adapter."""
 

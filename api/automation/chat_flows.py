@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from pydantic import Field, JsonValue
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from api.errors import ApiError, ErrorDetail
+from api.errors import ApiError, ErrorDetail, invalid_field
 from api.framework import ApiRouter, Call, NoBody, NoQuery, not_found
 from api.rbac import Permission
 from api.resources.common import (
@@ -19,7 +19,6 @@ from api.resources.common import (
     RowId,
     changes_of,
     found,
-    invalid_field,
     page_of,
 )
 from engine.automation.catalog import (

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
+from api.errors import invalid_field
 from api.framework import ApiRouter, Call, NoBody, NoQuery, not_found
 from api.rbac import Permission
 from api.resources.common import (
@@ -21,7 +22,6 @@ from api.resources.common import (
     RowId,
     changes_of,
     found,
-    invalid_field,
     page_of,
 )
 from engine.automation.catalog import (

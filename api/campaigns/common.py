@@ -9,9 +9,9 @@ from contextlib import contextmanager
 from sqlalchemy import Connection
 
 from actors.deliver import publish_outbox
-from api.errors import ApiError, ErrorDetail
+from api.errors import ApiError, ErrorDetail, invalid_field
 from api.framework import ApiRouter
-from api.resources.common import invalid_field, unknown_ids
+from api.resources.common import unknown_ids
 from engine.campaigns import (
     Audience,
     CampaignInputError,
@@ -20,6 +20,7 @@ from engine.campaigns import (
     Variant,
 )
 from engine.errors import NotFoundError
+from engine.events import template_refusal
 from engine.store import campaigns as store
 
 router = ApiRouter("campaigns")
@@ -98,11 +99,9 @@ def check_templates(
     if not with_template:
         return
     state = store.get_channel_state(conn, tenant_id=tenant_id, channel_id=channel_id)
-    if state is not None and state[0] != "whatsapp":
-        raise invalid_field(
-            f"variants.{with_template[0]}.template",
-            f"templates are sent on WhatsApp channels only; channel {channel_id} is {state[0]}",
-        )
+    refusal = None if state is None else template_refusal(state[0])
+    if refusal is not None:
+        raise invalid_field(f"variants.{with_template[0]}.template", refusal)
 
 
 def conflict_field(field: str, message: str) -> ApiError:

@@ -13,10 +13,10 @@ from api.campaigns.models import (
     pacing_error,
     times_error,
 )
-from api.errors import ApiError
+from api.errors import ApiError, invalid_field
 from api.framework import Call, NoBody, NoQuery
 from api.rbac import Permission
-from api.resources.common import Page, changes_of, invalid_field, page_of
+from api.resources.common import Page, changes_of, page_of
 from engine.campaigns import CampaignStatus
 from engine.store import campaigns as store
 

@@ -139,12 +139,6 @@ def page_of(model: type[Page[T]], rows: Sequence[T], limit: int) -> Page[T]:
     return model(items=items, next_cursor=encode_cursor(items[-1].id) if more else None)
 
 
-def invalid_field(field: str, message: str) -> ApiError:
-    """422 naming one field, shaped like the framework's own validation errors."""
-    detail = ErrorDetail(field=field, message=message)
-    return ApiError(422, "invalid_request", f"Invalid request body: {field}.", details=(detail,))
-
-
 def unknown_ids(field: str, sent: Sequence[int], known: set[int], subject: str) -> ApiError | None:
     """422 naming each id of `sent` that is not among `known` (e.g. `user_ids.2`), or None."""
     details = tuple(

@@ -7,7 +7,7 @@ import asyncio
 from sqlalchemy.exc import IntegrityError
 
 from actors.deliver import publish_outbox
-from api.errors import ApiError, constraint_of
+from api.errors import ApiError, constraint_of, invalid_field
 from api.framework import ApiRouter, Call, NoQuery, not_found
 from api.rbac import Permission
 from api.resources.common import (
@@ -15,7 +15,6 @@ from api.resources.common import (
     IdList,
     RowId,
     found,
-    invalid_field,
     unknown_ids,
 )
 from engine.phone import normalize_phone

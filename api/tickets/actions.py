@@ -8,11 +8,11 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import Connection
 
-from api.errors import ApiError, ErrorDetail
+from api.errors import ApiError, ErrorDetail, invalid_field
 from api.framework import MAX_BIGINT, Call, NoBody, NoQuery, conflict, not_found
 from api.rbac import Permission
 from api.resources.common import Clean
-from api.tickets.common import after_commit, invalid_field, router, visible_ticket
+from api.tickets.common import after_commit, router, visible_ticket
 from engine.errors import NotFoundError
 from engine.queries.tickets import TicketView, get_ticket
 from engine.routing.lifecycle import get_farewell

@@ -11,7 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from actors.deliver import publish_outbox
 from actors.outbound import send_message
-from api.errors import ApiError, ErrorDetail
 from api.framework import ApiRouter, Call, not_found
 from api.rbac import Permission, may
 from engine.queries.tickets import TicketView, TicketViewer, get_ticket, get_ticket_viewer
@@ -44,16 +43,6 @@ async def visible_ticket(
     if ticket is None:
         raise not_found(subject)
     return ticket
-
-
-def invalid_field(field: str, message: str) -> ApiError:
-    """A 422 naming one field, for checks a model cannot make alone (rows that must exist)."""
-    return ApiError(
-        422,
-        "invalid_request",
-        f"Invalid request: {field}.",
-        details=(ErrorDetail(field=field, message=message),),
-    )
 
 
 async def after_commit(*, sends: Sequence[int] = (), outbox_ids: Sequence[int] = ()) -> None:

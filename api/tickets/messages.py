@@ -13,11 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from actors.outbound import change_message
 from adapters.registry import can_change_sent
+from api.errors import invalid_field
 from api.framework import MAX_BIGINT, ApiRouter, Call, NoBody, NoQuery, conflict, not_found
 from api.rbac import Permission
 from api.resources.common import Clean, clean_text
-from api.tickets.common import after_commit, invalid_field, visible_ticket
+from api.tickets.common import after_commit, visible_ticket
 from engine.errors import NotFoundError
+from engine.events import template_refusal
 from engine.queries.tickets import (
     MessagePage,
     MessageView,
@@ -128,12 +130,9 @@ async def send_ticket_message(call: Call[TicketMessageIn, NoQuery]) -> MessageVi
     send = call.body
     async with call.tx() as conn:
         ticket = await visible_ticket(call, conn, ticket_id)
-        if send.template is not None and ticket.channel.type != "whatsapp":
-            raise invalid_field(
-                "template",
-                "templates are sent on WhatsApp channels only; "
-                f"this ticket's channel is {ticket.channel.type}",
-            )
+        refusal = None if send.template is None else template_refusal(ticket.channel.type)
+        if refusal is not None:
+            raise invalid_field("template", refusal)
         try:
             recorded: RecordedSend = await conn.run_sync(
                 lambda sync: record_send(
