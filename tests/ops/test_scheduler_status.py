@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import os
 import socket
-import threading
 from typing import Any
 
-from actors.scheduler import Scheduler
-from actors.wiring import build_worker_deps
-from config import load_settings
-from engine.runtime import Runtime
 from tests.support.harness import RunningEngine, wait_until
 from tests.support.ops import ops_get
+from tests.support.scheduler import scheduler_thread
 
 
 def _status(web: RunningEngine) -> dict[str, Any]:
@@ -35,19 +31,7 @@ def test_leader_and_job_runs_are_reported_and_the_lock_loss_shows(
         },
         "jobs": [],
     }
-    settings = load_settings(
-        {
-            "DATABASE_URL": database_url.replace("postgresql+psycopg://", "postgresql://"),
-            "REDIS_URI": redis_url,
-            "QUEUE_PREFIX": queue_prefix,
-            "INBOX_SWEEP_EVERY_S": "3600",
-        }
-    )
-    deps = build_worker_deps(settings, Runtime(settings, database_url, redis_url, "", None))
-    scheduler = Scheduler(deps, poll_s=0.1)
-    thread = threading.Thread(target=scheduler.run, daemon=True)
-    thread.start()
-    try:
+    with scheduler_thread(database_url, redis_url, queue_prefix):
         wait_until(lambda: _status(idle_engine)["leader"]["lock_held"], 10, "a leader")
         leader = _status(idle_engine)["leader"]
         assert (leader["hostname"], leader["pid"]) == (socket.gethostname(), os.getpid())
@@ -60,10 +44,6 @@ def test_leader_and_job_runs_are_reported_and_the_lock_loss_shows(
         )
         ran = next(j for j in _status(idle_engine)["jobs"] if j["last_outcome"] == "ok")
         assert ran["last_run_at"] < ran["next_run_at"]
-    finally:
-        scheduler.stop()
-        thread.join(5)
-        deps.db.dispose()
     wait_until(
         lambda: not _status(idle_engine)["leader"]["lock_held"], 10, "the lock to be released"
     )
