@@ -13,9 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from actors.outbound import change_message
 from adapters.registry import can_change_sent
-from api.errors import invalid_field
+from api.errors import ApiError, invalid_field
 from api.framework import MAX_BIGINT, ApiRouter, Call, NoBody, NoQuery, conflict, not_found
-from api.rbac import Permission
+from api.rbac import Permission, may
 from api.resources.common import Clean, clean_text
 from api.tickets.common import after_commit, visible_ticket
 from engine.errors import NotFoundError
@@ -190,7 +190,8 @@ async def cancel_message(call: Call[NoBody, NoQuery]) -> MessageView:
     (Telegram, within its 48-hour limit): the answer shows `last_change` pending, and
     `deleted_at` is set once the provider agrees (a `message.updated` event follows either
     way). 409 while a worker is sending it, for a received message, or on a channel whose
-    provider cannot delete.
+    provider cannot delete. 403 for another person's message unless the caller may moderate
+    messages (supervisors and admins).
     """
     if await _is_pending(call):
         return await _change(
@@ -219,7 +220,8 @@ async def edit_message(call: Call[MessageEditIn, NoQuery]) -> MessageView:
     provider where the channel allows it (Telegram): the answer shows `last_change` pending,
     and the body and `edited_at` change once the provider agrees (a `message.updated` event
     follows either way; a refusal leaves the body as it was, with the provider's reason in
-    `last_change`). 409 for other messages.
+    `last_change`). 409 for other messages. 403 for another person's message unless the
+    caller may moderate messages (supervisors and admins).
     """
     body = call.body.body
     if await _is_pending(call):
@@ -237,9 +239,16 @@ async def edit_message(call: Call[MessageEditIn, NoQuery]) -> MessageView:
 
 
 async def _is_pending(call: Call[Any, Any]) -> bool:
-    """Whether the message has not gone out yet (404 when the caller cannot see it)."""
+    """Whether the message has not gone out yet: 404 when the caller cannot see it, 403 when
+    someone else sent it and the caller may not moderate messages."""
     async with call.tx() as conn:
         message = await _visible_message(call, conn)
+    principal = call.principal
+    # An API client owns no message (it records them under its admin): it needs the grant.
+    own = not principal.is_client and message.user_id == principal.user_id
+    moderates = may(principal, Permission.MESSAGES_MODERATE)
+    if message.direction == "out" and not own and not moderates:
+        raise ApiError(403, "forbidden", "Only a supervisor may change another person's message.")
     return message.status == "pending"
 
 

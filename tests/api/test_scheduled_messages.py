@@ -304,9 +304,10 @@ async def test_received_and_sent_messages_cannot_be_cancelled(
     sent = await scalar(
         db,
         "INSERT INTO messages (tenant_id, ticket_id, contact_id, channel_id, direction, type,"
-        " body, status) SELECT tenant_id, id, contact_id, channel_id, 'out', 'text', 'yo',"
-        " 'delivered' FROM tickets WHERE id = :id RETURNING id",
+        " body, status, user_id) SELECT tenant_id, id, contact_id, channel_id, 'out', 'text',"
+        " 'yo', 'delivered', :agent FROM tickets WHERE id = :id RETURNING id",
         id=world.tickets["mine"],
+        agent=world.users["agent"],
     )
 
     for message_id, words in ((inbound, "received"), (sent, "already delivered")):
@@ -387,6 +388,37 @@ async def test_a_bad_edit_is_refused_naming_the_field(
 
     assert response.status_code == 422
     assert [d["field"] for d in response.json()["error"]["details"]] == [field]
+
+
+async def test_only_a_supervisor_may_change_another_persons_message(
+    client: httpx.AsyncClient, db: AsyncEngine, world: World, broker: StubBroker
+) -> None:
+    # The supervisor writes on the agent's ticket; each may see the other's message.
+    response = await client.post(
+        f"/api/v1/tickets/{world.tickets['mine']}/messages",
+        json={"body": "From the supervisor", "send_at": in_(hours=2)},
+        headers=world.auth("supervisor"),
+    )
+    theirs = response.json()["id"]
+    mine = await schedule(client, world, "From the agent")
+
+    for method, body in (("PATCH", {"body": "changed by the agent"}), ("DELETE", None)):
+        refused = await client.request(
+            method, f"/api/v1/messages/{theirs}", json=body, headers=world.auth("agent")
+        )
+        assert refused.status_code == 403, (method, refused.text)
+    edited = await client.patch(
+        f"/api/v1/messages/{mine}",
+        json={"body": "moderated"},
+        headers=world.auth("supervisor"),
+    )
+    own = await client.delete(f"/api/v1/messages/{mine}", headers=world.auth("agent"))
+
+    assert edited.status_code == 200, edited.text
+    assert own.status_code == 200, own.text
+    assert await rows(db, "SELECT body, status FROM messages WHERE id = :id", id=theirs) == [
+        {"body": "From the supervisor", "status": "pending"}
+    ]
 
 
 async def test_messages_outside_the_callers_scope_are_404(
