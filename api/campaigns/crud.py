@@ -86,7 +86,8 @@ async def update_campaign(call: Call[CampaignPatch, NoQuery]) -> CampaignView:
                 "Duplicate it to send a changed copy.",
             )
         check_references(c, tenant_id=call.tenant_id, channel_id=b.channel_id, audience=b.audience)
-        merged = current.model_copy(update=changes)
+        # Validated again: the changes are plain values (variants as dicts), not models.
+        merged = type(current).model_validate({**current.model_dump(), **changes})
         if b.variants is not None or b.channel_id is not None:
             check_templates(
                 c, tenant_id=call.tenant_id, channel_id=merged.channel_id, variants=merged.variants

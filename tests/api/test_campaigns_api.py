@@ -195,6 +195,20 @@ async def test_a_variant_s_whatsapp_template_is_kept_and_refused_on_other_channe
         f"{BASE}/{created['id']}", json={"channel_id": team.telegram_channel_id}, headers=admin
     )
     assert moved.status_code == 422 and error_fields(moved) == ["variants.0.template"]
+    # A draft's variants change too, and a template is checked against its channel then.
+    plain = await create(api, db, team)
+    on_plain = f"{BASE}/{plain['id']}"
+    to_telegram = await api.patch(
+        on_plain, json={"channel_id": team.telegram_channel_id}, headers=admin
+    )
+    assert to_telegram.status_code == 200, to_telegram.text
+    templated = await api.patch(on_plain, json={"variants": variants}, headers=admin)
+    assert templated.status_code == 422 and error_fields(templated) == ["variants.0.template"]
+    rewritten = await api.patch(
+        on_plain, json={"variants": [{"body": "Hello"}, {"body": "Hi"}]}, headers=admin
+    )
+    assert rewritten.status_code == 200, rewritten.text
+    assert [v["body"] for v in rewritten.json()["variants"]] == ["Hello", "Hi"]
 
 
 async def test_another_tenant_s_channel_tags_and_contacts_are_unknown_here(
