@@ -287,7 +287,7 @@ async def _body(request: Request, spec: EndpointSpec) -> BaseModel:
     raw = await read_capped(request, limit=limit, too_large=too_large)
     try:
         data = json.loads(raw) if raw.strip() else {}
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, nested or a number too deep
         raise ApiError(400, "invalid_json", "The request body is not JSON.") from None
     if not isinstance(data, dict):
         raise ApiError(400, "invalid_json", "The request body must be a JSON object.")

@@ -66,6 +66,28 @@ async def test_invalid_tags_name_the_field(
     assert error_fields(response) == [field]
 
 
+@pytest.mark.parametrize(
+    "content",
+    [
+        b'{"name": ' + b"[" * 5000 + b"]" * 5000 + b"}",  # nested past any parser's depth
+        b'{"name": "x", "color": ' + b"9" * 5000 + b"}",  # a number past int's digit limit
+        b'{"name": "\xff"}',  # not UTF-8
+    ],
+    ids=["deep", "long-number", "not-utf8"],
+)
+async def test_a_body_json_cannot_parse_is_400_not_500(
+    api: httpx.AsyncClient, team: Team, content: bytes
+) -> None:
+    response = await api.post(
+        "/api/v1/tags",
+        content=content,
+        headers={**team.as_("supervisor"), "Content-Type": "application/json"},
+    )
+
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "invalid_json"
+
+
 async def test_agents_read_tags_but_cannot_manage_them(
     api: httpx.AsyncClient, team: Team, other: Team
 ) -> None:
