@@ -8,7 +8,7 @@ from typing import Annotated, Protocol, cast
 
 import dramatiq
 import redis.asyncio as aioredis
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from starlette.requests import Request
 
 from actors.broker import queue_names
@@ -24,6 +24,7 @@ from engine.ops.models import InboxStatus, QueuesOverview, SchedulerStatus, Work
 from engine.ops.queues import BrokerRef, read_queues
 from engine.ops.scheduler import read_scheduler
 from engine.ops.workers import read_workers
+from engine.queries.common import Instant
 from engine.store.dead_letters import (
     DeadLetter,
     DeadLetterFilter,
@@ -53,8 +54,8 @@ class Selection(BaseModel):
     actor: Name | None = None
     error_class: Name | None = None
     tenant_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
-    since: AwareDatetime | None = None
-    until: AwareDatetime | None = None
+    since: Instant | None = None
+    until: Instant | None = None
 
     @model_validator(mode="after")
     def _ordered(self) -> Selection:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, Field, StrictBool
+from pydantic import Field, StrictBool
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api.errors import ApiError, ErrorDetail
@@ -21,6 +21,7 @@ from api.resources.common import (
     found,
     page_of,
 )
+from engine.queries.common import Instant
 from engine.queries.sla import (
     SlaEventView,
     SlaPolicyView,
@@ -81,7 +82,7 @@ class PolicyPatch(Frozen):
 
 class SlaEventQuery(ListQuery):
     ticket_id: RowId | None = None
-    since: AwareDatetime | None = Field(default=None, description="Breaches recorded from then.")
+    since: Instant | None = Field(default=None, description="Breaches recorded from then.")
 
 
 def _invalid(fields: tuple[str, ...], message: str) -> ApiError:

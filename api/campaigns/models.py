@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.resources.common import (
     Clean,
@@ -24,7 +24,7 @@ from engine.campaigns import (
     TimeZoneName,
     Variants,
 )
-from engine.queries.common import IdView, UtcDatetime
+from engine.queries.common import IdView, Instant, UtcDatetime
 from engine.store.campaigns import (
     COUNT_KEYS,
     Campaign,
@@ -66,8 +66,8 @@ class CampaignIn(Frozen):
     channel_id: RowId
     audience: Audience
     variants: Variants
-    start_at: AwareDatetime | None = None
-    end_at: AwareDatetime | None = None
+    start_at: Instant | None = None
+    end_at: Instant | None = None
     send_window: SendWindow | None = None
     time_zone: TimeZoneName | None = None
     delay_ms: DelayMs | None = None
@@ -90,8 +90,8 @@ class CampaignPatch(Frozen):
     channel_id: Annotated[RowId | None, NotNull] = None
     audience: Annotated[Audience | None, NotNull] = None
     variants: Annotated[Variants | None, NotNull] = None
-    start_at: AwareDatetime | None = None
-    end_at: AwareDatetime | None = None
+    start_at: Instant | None = None
+    end_at: Instant | None = None
     send_window: SendWindow | None = None
     time_zone: Annotated[TimeZoneName | None, NotNull] = None
     delay_ms: DelayMs | None = None
@@ -101,7 +101,7 @@ class CampaignPatch(Frozen):
 class ScheduleIn(Frozen):
     """`start_at` replaces the campaign's start time; without it the one set on it is used."""
 
-    start_at: AwareDatetime | None = None
+    start_at: Instant | None = None
 
 
 # A Literal, not the enum: query parameter schemas are inlined (no $defs to point at).

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -20,6 +20,7 @@ from api.resources.common import Clean, clean_text
 from api.tickets.common import after_commit, visible_ticket
 from engine.errors import NotFoundError
 from engine.events import template_refusal
+from engine.queries.common import Instant
 from engine.queries.tickets import (
     MessagePage,
     MessageView,
@@ -54,7 +55,7 @@ class MessageListQuery(BaseModel):
 class TicketMessageIn(SendRequest):
     """A reply: text, media by URL or a template, now or at `send_at`."""
 
-    send_at: AwareDatetime | None = Field(
+    send_at: Instant | None = Field(
         default=None,
         description="Schedule instead of sending now: a future time with its UTC offset, "
         "at most 30 days ahead.",

@@ -153,6 +153,8 @@ async def test_a_draft_is_created_with_zero_counts_and_the_tenant_s_time_zone(
         ({"delay_ms": 1000, "rate_per_min": 30}, "body", "not both"),
         ({"start_at": "2030-01-02T10:00:00Z", "end_at": "2030-01-01T10:00:00Z"}, "body", "after"),
         ({"start_at": "2030-01-02T10:00:00"}, "start_at", "timezone"),
+        ({"end_at": "9998-12-31T23:59:59-14:00"}, "end_at", "between 1970 and 9998"),
+        ({"start_at": "0001-01-01T00:00:00+14:00"}, "start_at", "range of dates"),
         ({"time_zone": "Mars/Base"}, "time_zone", "IANA"),
         ({"send_window": {"start": "09:00", "end": "09:00"}}, "send_window", "must differ"),
         ({"surprise": True}, "surprise", "Extra inputs"),

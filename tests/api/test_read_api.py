@@ -515,6 +515,8 @@ async def test_unknown_or_out_of_range_ids_are_404(client: httpx.AsyncClient, se
         ("tickets", "limit=ten", "limit"),
         ("tickets", "cursor=garbage", "cursor"),
         ("tickets", "cursor=WzEsMiwzXQ", "cursor"),  # valid base64 of a wrong shape
+        # ["0001-01-01T00:00:00+14:00",1]: a date before year 1 once in UTC
+        ("tickets", "cursor=WyIwMDAxLTAxLTAxVDAwOjAwOjAwKzE0OjAwIiwgMV0", "cursor"),
         ("tickets", "status=open&status=closed", "status"),
         ("tickets", "stauts=open", "stauts"),
         ("messages", "limit=-1", "limit"),
