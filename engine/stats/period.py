@@ -13,6 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 GroupBy = Literal["channel", "queue", "agent", "day"]
 MAX_PERIOD_DAYS = 366
+# Days whose midnights any time zone can name (date arithmetic overflows near year 1 and 9999).
+EARLIEST_DAY, LATEST_DAY = date(1970, 1, 1), date(9998, 12, 31)
 
 
 class StatRow(BaseModel):
@@ -72,8 +74,12 @@ DEFAULT_PERIOD_DAYS = 30
 def make_period(first: date | None, last: date | None, time_zone: str, *, today: date) -> Period:
     """The period from `first` to `last`; by default the 30 days up to and including today.
 
-    Raises PeriodError when `last` is before `first` or the period exceeds MAX_PERIOD_DAYS.
+    Raises PeriodError when `last` is before `first`, the period exceeds MAX_PERIOD_DAYS, or
+    a day lies outside EARLIEST_DAY..LATEST_DAY.
     """
+    for field, day in (("from", first), ("to", last)):
+        if day is not None and not EARLIEST_DAY <= day <= LATEST_DAY:
+            raise PeriodError(field, f"must be between {EARLIEST_DAY} and {LATEST_DAY}")
     if first is not None and last is None and first > today:
         raise PeriodError("from", "must not be after today when to is left out")
     last = last or (

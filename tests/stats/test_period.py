@@ -36,6 +36,8 @@ def test_bounds_are_local_midnights_across_a_dst_change() -> None:
         (date(2024, 5, 2), date(2024, 5, 1), "to"),
         (date(2023, 5, 1), date(2024, 5, 1), "to"),  # 367 days
         (date(2024, 6, 2), None, "from"),  # after today
+        (date(1, 1, 1), date(1, 1, 1), "from"),  # arithmetic near the ends of the calendar
+        (date(2024, 5, 1), date(9999, 12, 31), "to"),
     ],
 )
 def test_impossible_periods_name_the_field(first: date, last: date | None, field: str) -> None:
