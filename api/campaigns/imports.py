@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import codecs
 
 from pydantic import ValidationError
 from starlette.requests import Request
@@ -130,13 +129,11 @@ def _charset(params: str) -> str:
 
 def _decode(raw: bytes, charset: str) -> str:
     try:
-        codecs.lookup(charset)
-    except LookupError:
+        return raw.decode("utf-8-sig" if charset.lower() in ("utf-8", "utf8") else charset)
+    except LookupError:  # unknown, or not a text encoding (base64, rot13, zlib…)
         raise ApiError(
             415, "unsupported_media_type", f"Unknown charset {charset[:40]!r}."
         ) from None
-    try:
-        return raw.decode("utf-8-sig" if charset.lower() in ("utf-8", "utf8") else charset)
     except UnicodeDecodeError:
         raise ApiError(
             422,

@@ -211,6 +211,8 @@ async def test_the_json_form_and_an_sms_channel(
         ('{"file": "phone"}', "application/json", 422, "csv"),
         ("phone,name\n5511987650001,Jos\xe9\n".encode("latin-1"), "text/csv", 422, "UTF-8"),
         ("phone\n" + "x\n" * (MAX_CSV_ROWS + 1), "text/csv", 422, "200000 rows"),
+        ("phone\n1\n", "text/csv; charset=klingon", 415, "Unknown charset"),
+        ("phone\n1\n", "text/csv; charset=rot13", 415, "Unknown charset"),  # not a text one
     ],
 )
 async def test_files_that_cannot_be_imported_say_why(
