@@ -16,6 +16,7 @@ from actors.dead_letters import REQUEUE_CHUNK, requeue_chunk
 from actors.scheduler import LEADER_LOCK_KEY
 from api.deps import ApiDeps, get_deps
 from api.errors import ApiError, ErrorDetail
+from api.resources.common import Clean
 from config import Settings
 from engine.db import async_system_tx
 from engine.ops.dead_letters import DeadLetterPage, dead_letter_page
@@ -36,7 +37,9 @@ from engine.store.dead_letters import (
 log = logging.getLogger(__name__)
 
 Name = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=r"^\S+$")
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=r"^\S+$"),
+    Clean,
 ]
 
 

@@ -20,6 +20,7 @@ from pydantic import (
 )
 
 from api.framework import MAX_BIGINT
+from api.resources.common import Clean
 from engine.store import webhooks as store
 
 MAX_PAGE = 100
@@ -159,7 +160,7 @@ class SubscriptionPage(_Out):
 class SubscriptionQuery(_In):
     enabled: bool | None = None
     event: WebhookEvent | None = None
-    q: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = Field(
+    q: Annotated[str, StringConstraints(min_length=1, max_length=200), Clean] | None = Field(
         default=None, description="Part of the URL, any case."
     )
     limit: int = Field(default=DEFAULT_PAGE, ge=1, le=MAX_PAGE)

@@ -252,7 +252,8 @@ async def test_listing_pages_and_filters(
     assert [s["id"] for s in by_event.json()["items"]] == [ids[5], ids[3], ids[1]]
     disabled = await client.get(BASE, params={"q": tag, "enabled": "false"}, headers=admin_a)
     assert [s["id"] for s in disabled.json()["items"]] == [ids[2]]
-    for params in ({"cursor": "not-a-cursor"}, {"limit": "0"}, {"limit": "101"}, {"nope": "1"}):
+    bad = ({"cursor": "not-a-cursor"}, {"limit": "0"}, {"limit": "101"}, {"nope": "1"})
+    for params in (*bad, {"q": "hooks\x00"}):
         response = await client.get(BASE, params=params, headers=admin_a)
         assert response.status_code == 422, params
 

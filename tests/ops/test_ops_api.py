@@ -86,6 +86,7 @@ def test_dead_letters_filter_by_queue_actor_tenant_error_and_time_with_a_cursor(
         ({"since": "2026-01-01T00:00:00"}, "since"),  # no zone: ambiguous
         ({"limit": "0"}, "limit"),
         ({"colour": "red"}, "colour"),
+        ({"queue": "in\x00bound"}, "queue"),  # PostgreSQL refuses NUL in text
     ],
 )
 def test_bad_filters_are_422_naming_the_parameter(
