@@ -137,9 +137,12 @@ async def _hello(websocket: WebSocket) -> AuthMessage:
         auth = AuthMessage.model_validate_json(message.get("text") or b"")
     except ValidationError:
         raise _Closed(CLOSE_BAD_REQUEST, 'expected {"type": "auth", "token": ...}') from None
-    if last_event_id is not None and auth.last_event_id is None:
+    if last_event_id is None or auth.last_event_id is not None:
+        return auth
+    try:  # the resume point of the query string, checked like the message's own
         return AuthMessage(type="auth", token=auth.token, last_event_id=last_event_id)
-    return auth
+    except ValidationError:
+        raise _Closed(CLOSE_BAD_REQUEST, "invalid token or last_event_id") from None
 
 
 async def _start(redis: aioredis.Redis, stream: str, last_event_id: str | None) -> tuple[str, bool]:

@@ -362,6 +362,7 @@ def test_a_revoked_token_closes_the_connection_within_a_heartbeat(
         ("", {"type": "hello"}, 4400),
         ("", {"type": "auth", "token": "x", "extra": 1}, 4400),
         ("token=x&last_event_id=yesterday", None, 4400),
+        ("last_event_id=yesterday", {"type": "auth", "token": "x"}, 4400),  # token sent after
     ],
 )
 def test_bad_credentials_or_requests_are_closed_with_a_code(
