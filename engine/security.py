@@ -192,7 +192,7 @@ def match_totp(secret: str, code: str, *, at: datetime | None = None) -> int | N
 
     Callers remember the step so the same code cannot be replayed within its window.
     """
-    if len(code) != 6 or not code.isdigit():
+    if len(code) != 6 or not (code.isascii() and code.isdigit()):  # not "١٢٣٤٥٦" or "²"
         return None
     totp = pyotp.TOTP(secret)
     when = at if at is not None else datetime.now(UTC)

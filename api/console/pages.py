@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from urllib.parse import urlencode
@@ -21,6 +22,7 @@ from engine.store.dead_letters import payload_of
 
 FILTER_FIELDS = ("queue", "actor", "error_class", "tenant_id", "since", "until")
 PAGE_SIZE = 50
+_CURSOR = re.compile(r"[1-9][0-9]{0,17}")  # a dead letter's id: ASCII digits, a bigint
 
 
 async def queues_page(request: Request, operator: Operator) -> Response:
@@ -68,7 +70,7 @@ async def dead_letters_page(request: Request, operator: Operator) -> Response:
     params = dict(request.query_params)
     selection, errors = _selection(params)
     cursor_text = params.get("cursor", "")
-    cursor = int(cursor_text) if cursor_text.isdigit() and int(cursor_text) > 0 else None
+    cursor = int(cursor_text) if _CURSOR.fullmatch(cursor_text) else None
     deps = ops.ops_deps(request)
     found = await ops.page(deps, selection.to_filter(), limit=PAGE_SIZE, cursor=cursor)
     live_total = await ops.live_dead_letters(deps)

@@ -33,6 +33,17 @@ def test_a_code_two_steps_away_is_refused(offset: int) -> None:
     assert match_totp(FIXED_SECRET, code, at=AT) is None
 
 
-@pytest.mark.parametrize("code", ["", "12345", "1234567", "12a456", " 123456"])
+@pytest.mark.parametrize(
+    "code",
+    [
+        "",
+        "12345",
+        "1234567",
+        "12a456",
+        " 123456",
+        "\u0661\u0662\u0663\u0664\u0665\u0666",  # Arabic-Indic 123456: isdigit(), not ASCII
+        "12345\u00b2",
+    ],
+)
 def test_malformed_codes_are_refused(code: str) -> None:
     assert match_totp(new_totp_secret(), code, at=AT) is None

@@ -84,3 +84,18 @@ def test_page_text_is_escaped(ops_engine: RunningEngine, clean_db: Engine) -> No
         page = c.get("/ops/console/dead-letters").text
     assert "<script>alert(1)</script>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def test_a_cursor_that_is_not_an_id_shows_the_first_page(
+    ops_engine: RunningEngine, clean_db: Engine
+) -> None:
+    add_dead_letter(clean_db, error_class="FirstPageError")
+    with ops_engine.client() as c:
+        _sign_in(c, token=OPS_TOKEN)
+        pages = [
+            c.get("/ops/console/dead-letters", params={"cursor": cursor})
+            for cursor in ("²", "9" * 40, "-3", "abc")
+        ]
+    for page in pages:
+        assert page.status_code == 200, page.text
+        assert "FirstPageError" in page.text
