@@ -847,3 +847,12 @@ CREATE UNIQUE INDEX IF NOT EXISTS message_changes_one_pending ON message_changes
 CREATE INDEX IF NOT EXISTS message_changes_message_idx ON message_changes (message_id, id);
 SELECT flowdesk_isolate(ARRAY['message_changes']);
 INSERT INTO schema_migrations (version) VALUES (11) ON CONFLICT (version) DO NOTHING;
+
+-- Version 12: sends nothing will finish -----------------------------------------------
+-- When a claimed send was last handed back for a later try: a retry whose broker message
+-- was lost (a flushed broker, a failed enqueue) is found by the sweep once long overdue.
+ALTER TABLE messages ADD COLUMN IF NOT EXISTS released_at timestamptz;
+-- The sweep reads only the few pending outbound messages, never the whole table.
+CREATE INDEX IF NOT EXISTS messages_unsent_idx ON messages (id)
+    WHERE direction = 'out' AND status = 'pending';
+INSERT INTO schema_migrations (version) VALUES (12) ON CONFLICT (version) DO NOTHING;

@@ -17,6 +17,7 @@ from actors.deps import WorkerDeps
 from actors.outbound import backoff_policy, send_batch
 from config import Settings
 from engine.ratelimit import limits_for
+from engine.store.send_batch import retry_lost_after_s
 from pipelines.campaigns import CAMPAIGNS_QUEUE
 from pipelines.campaigns.reconcile import Reconciled, reconcile_claims
 from pipelines.campaigns.start import start_due_campaigns
@@ -122,7 +123,11 @@ def enqueue_ticks(d: WorkerDeps) -> list[int]:
 
 def reconcile(d: WorkerDeps) -> Reconciled:
     """Sweep part: claimed recipients a crash left behind follow their message or are resent."""
-    outcome = reconcile_claims(d.db, older_than_s=d.settings.INBOX_SWEEP_AFTER_S)
+    outcome = reconcile_claims(
+        d.db,
+        older_than_s=d.settings.INBOX_SWEEP_AFTER_S,
+        retry_lost_after_s=retry_lost_after_s(d.settings.MAX_BACKOFF_MS),
+    )
     enqueue_sends(outcome.resend_ids, tenant_id=None)
     if outcome.outbox_ids:
         publish_outbox.send(outcome.outbox_ids)

@@ -18,6 +18,7 @@ from engine.store.media import get_stale_media_downloads
 from engine.store.message_changes import stale_changes
 from engine.store.outbound import get_unsent_ids
 from engine.store.outbox import get_stale_outbox_ids
+from engine.store.send_batch import retry_lost_after_s
 from engine.store.webhooks import get_unattempted_deliveries
 from pipelines.media import SWEEP_WITHIN_S
 
@@ -60,7 +61,10 @@ def sweep(d: WorkerDeps) -> SweepResult:
         publish_outbox.send(outbox_ids[start : start + batch])
     with system_tx(d.db) as conn:
         unsent_ids = get_unsent_ids(
-            conn, older_than_s=d.settings.INBOX_SWEEP_AFTER_S, limit=SWEEP_LIMIT
+            conn,
+            older_than_s=d.settings.INBOX_SWEEP_AFTER_S,
+            retry_lost_after_s=retry_lost_after_s(d.settings.MAX_BACKOFF_MS),
+            limit=SWEEP_LIMIT,
         )
     # Campaign recipients first: their unsent messages are re-offered with the campaign's own
     # retry policy (reconcile), so they are not offered a second time here.

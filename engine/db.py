@@ -18,7 +18,7 @@ from engine.errors import DatabaseUnavailableError
 log = logging.getLogger(__name__)
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema.sql"
-SCHEMA_VERSION = 11
+SCHEMA_VERSION = 12
 APP_ROLE = "flowdesk_app"
 
 _SET_TENANT = text("SELECT set_config('app.tenant_id', :tenant_id, true)")

@@ -7,7 +7,13 @@ from datetime import datetime
 from sqlalchemy import Connection, text
 
 from engine.events import ChannelType, Frozen, MessageType, Template
-from engine.store.send_batch import SEND_LEASE_S, SendJob, claim_sends
+from engine.store.send_batch import (
+    SEND_ABANDONED,
+    SEND_LEASE_S,
+    SEND_UNTRIED,
+    SendJob,
+    claim_sends,
+)
 
 # SendJob and the lease moved to send_batch with the batched claim; importable here as before.
 __all__ = [
@@ -216,24 +222,35 @@ def move_recipient(
     )
 
 
-def get_unsent_ids(conn: Connection, *, older_than_s: int, limit: int) -> list[int]:
-    """Pending messages no worker ever picked up (their send message was lost). System scope.
+def get_unsent_ids(
+    conn: Connection, *, older_than_s: int, retry_lost_after_s: int, limit: int
+) -> list[int]:
+    """Pending sends nothing will finish: never picked up for `older_than_s`, or abandoned
+    (SEND_ABANDONED). Campaign ones aside: the campaign's reconcile re-offers those with its
+    own policy. System scope.
 
-    Messages with an attempt behind them are left to the broker's own retry schedule, so a
-    sweep can never cause a second send of one that is merely waiting for its backoff.
+    A send waiting for its backoff is not one of them until `retry_lost_after_s` (longer
+    than any backoff) has passed since it was handed back, so a sweep does not hurry it.
     Scheduled messages wait for the scheduler; once released, their age counts from the
     release (status_at), not from when they were written.
     """
     rows = conn.execute(
         text(
-            """
-            SELECT id FROM messages
-            WHERE direction = 'out' AND status = 'pending' AND send_attempts = 0
-              AND scheduled_at IS NULL
-              AND coalesce(status_at, created_at) < now() - make_interval(secs => :age)
-            ORDER BY id LIMIT :limit
-            """
+            f"""
+            SELECT m.id FROM messages m
+            WHERE m.direction = 'out' AND m.status = 'pending' AND m.scheduled_at IS NULL
+              AND m.send_type IS DISTINCT FROM 'campaign'
+              AND (({SEND_UNTRIED}
+                    AND coalesce(m.status_at, m.created_at) < now() - make_interval(secs => :age))
+                   OR {SEND_ABANDONED})
+            ORDER BY m.id LIMIT :limit
+            """  # noqa: S608 - the fragments are constants; values are bound
         ),
-        {"age": older_than_s, "limit": limit},
+        {
+            "age": older_than_s,
+            "lease_s": SEND_LEASE_S,
+            "retry_lost_s": retry_lost_after_s,
+            "limit": limit,
+        },
     ).all()
     return [int(r[0]) for r in rows]

@@ -21,6 +21,25 @@ from engine.secrets_box import open_secrets
 # How long a claimed send may run before another delivery may take it over (a crashed worker).
 SEND_LEASE_S = 120
 
+# A pending send (alias m) tried before that nothing will finish unless it is offered again:
+# taken by a worker that is long gone (it died mid-send, or its outcome could not be
+# stored), or handed back for a retry whose broker message never came. Binds :age,
+# :lease_s and :retry_lost_s. A re-offer is safe: the claim takes a message once.
+SEND_ABANDONED = """(
+    m.sending_at < now() - make_interval(secs => :lease_s + :age)
+    OR (m.send_attempts > 0 AND m.sending_at IS NULL
+        AND coalesce(m.released_at, m.status_at, m.created_at)
+            < now() - make_interval(secs => :retry_lost_s)))"""
+# One no worker ever picked up (its age is the caller's to judge).
+SEND_UNTRIED = "(m.send_attempts = 0 AND m.sending_at IS NULL)"
+
+
+def retry_lost_after_s(max_backoff_ms: int) -> int:
+    """How long after a send was handed back its retry counts as lost: well past the longest
+    backoff, and never under an hour."""
+    return max(3600, 2 * max_backoff_ms // 1000)
+
+
 # Delivery statuses in the order they may move (failed ends an attempt).
 _RANK = "array_position(ARRAY['pending','sent','delivered','read','failed'], {})"
 
@@ -198,7 +217,7 @@ FAIL_SENDS = text(
 # provider (our own rate limit, the batch's time budget): attempts count provider calls.
 RELEASE_SENDS = text(
     """
-    UPDATE messages m SET sending_at = NULL,
+    UPDATE messages m SET sending_at = NULL, released_at = now(),
         send_attempts = greatest(m.send_attempts - CASE WHEN r.uncount THEN 1 ELSE 0 END, 0)
     FROM unnest(CAST(:ids AS bigint[]), CAST(:uncount AS boolean[])) AS r(id, uncount)
     WHERE m.id = r.id AND m.status = 'pending' AND m.provider_message_id IS NULL

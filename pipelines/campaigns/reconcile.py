@@ -33,12 +33,16 @@ class Reconciled:
     outbox_ids: list[int] = field(default_factory=list)
 
 
-def reconcile_claims(db: Engine, *, older_than_s: int, limit: int = RECONCILE_LIMIT) -> Reconciled:
+def reconcile_claims(
+    db: Engine, *, older_than_s: int, retry_lost_after_s: int, limit: int = RECONCILE_LIMIT
+) -> Reconciled:
     """Repair rows claimed more than `older_than_s` ago and still `claimed`. Safe at any time,
     alongside workers: every change is forward-only and every send idempotent."""
     out = Reconciled()
     with system_tx(db) as conn:
-        stale = store.get_stale_claims(conn, older_than_s=older_than_s, limit=limit)
+        stale = store.get_stale_claims(
+            conn, older_than_s=older_than_s, retry_lost_after_s=retry_lost_after_s, limit=limit
+        )
         finals: dict[int, list[int]] = defaultdict(list)
         orphans: dict[int, list[int]] = defaultdict(list)
         for claim in stale:
@@ -46,7 +50,7 @@ def reconcile_claims(db: Engine, *, older_than_s: int, limit: int = RECONCILE_LI
                 orphans[claim.tenant_id].append(claim.row_id)
             elif claim.message_status in _FINAL:
                 finals[claim.tenant_id].append(claim.message_id)
-            elif claim.send_attempts == 0 and not claim.in_flight:
+            elif claim.lost:
                 out.resend_ids.append(claim.message_id)
         for tenant_id in sorted(finals):
             out.outbox_ids += follow_message_statuses(

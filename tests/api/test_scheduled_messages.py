@@ -12,12 +12,13 @@ from typing import Any
 import httpx
 import pytest
 from dramatiq.brokers.stub import StubBroker
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from actors.scheduler import send_due_messages
 from engine.db import system_tx
 from engine.store.outbound import claim_for_send, get_unsent_ids
+from engine.store.send_batch import release_sends
 from tests.api.tickets_helpers import (
     World,
     execute,
@@ -47,6 +48,10 @@ def engine(db: AsyncEngine) -> Iterator[Engine]:
     sync = sync_engine(db)
     yield sync
     sync.dispose()
+
+
+def _unsent(conn: Connection) -> list[int]:
+    return get_unsent_ids(conn, older_than_s=60, retry_lost_after_s=3600, limit=10_000)
 
 
 def in_(**delta: float) -> str:
@@ -236,11 +241,60 @@ async def test_the_sweeper_leaves_scheduled_messages_to_the_scheduler(
     )
 
     with system_tx(engine) as conn:
-        assert message_id not in get_unsent_ids(conn, older_than_s=60, limit=10_000)
+        assert message_id not in _unsent(conn)
     await make_due(db, message_id)
     assert message_id in send_due_messages(engine, lambda _: None)
     with system_tx(engine) as conn:  # just released: not stale, whatever its age
-        assert message_id not in get_unsent_ids(conn, older_than_s=60, limit=10_000)
+        assert message_id not in _unsent(conn)
+
+
+async def test_the_sweeper_reoffers_sends_nothing_will_finish_and_only_those(
+    client: httpx.AsyncClient, db: AsyncEngine, engine: Engine, world: World
+) -> None:
+    replies = {}
+    for name in ("worker_died", "retry_lost", "backing_off", "in_flight", "fresh"):
+        response = await send(client, world, {"body": name})
+        replies[name] = response.json()["id"]
+    states = {
+        "worker_died": "send_attempts = 1, sending_at = now() - interval '1 hour'",
+        "retry_lost": "send_attempts = 1, released_at = now() - interval '2 hours'",
+        "backing_off": "send_attempts = 2, released_at = now() - interval '5 minutes'",
+        "in_flight": "send_attempts = 1, sending_at = now() - interval '10 seconds'",
+        "fresh": "send_attempts = 0",
+    }
+    for name, state in states.items():
+        await execute(
+            db,
+            f"UPDATE messages SET {state}, created_at = now() - interval '3 hours',"
+            f" status_at = now() - interval '3 hours' WHERE id = :id",
+            id=replies[name],
+        )
+    await execute(db, "UPDATE messages SET status_at = now() WHERE id = :id", id=replies["fresh"])
+
+    with system_tx(engine) as conn:
+        offered = set(_unsent(conn)) & set(replies.values())
+        # A re-offered send is taken once: the dead worker's lease has long expired.
+        claimed = claim_for_send(conn, replies["worker_died"])
+
+    assert offered == {replies["worker_died"], replies["retry_lost"]}
+    assert claimed is not None and claimed.message_id == replies["worker_died"]
+
+
+async def test_a_send_handed_back_for_a_retry_records_when(
+    client: httpx.AsyncClient, db: AsyncEngine, engine: Engine, world: World
+) -> None:
+    message_id = (await send(client, world, {"body": "again later"})).json()["id"]
+    with system_tx(engine) as conn:
+        assert claim_for_send(conn, message_id) is not None
+        release_sends(conn, [(message_id, False)])
+
+    [row] = await rows(
+        db,
+        "SELECT send_attempts, sending_at, released_at > now() - interval '1 minute' AS recent"
+        " FROM messages WHERE id = :id",
+        id=message_id,
+    )
+    assert row == {"send_attempts": 1, "sending_at": None, "recent": True}
 
 
 # Cancel -----------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from engine.store.outbound import mark_send_failed, mark_sent
 from pipelines.campaigns import claim as claim_stage
 from pipelines.campaigns import tick as tick_stage
 from pipelines.campaigns.progress import follow_message_statuses
-from pipelines.campaigns.reconcile import reconcile_claims
+from pipelines.campaigns.reconcile import Reconciled, reconcile_claims
 from tests.support.campaigns import (
     campaign,
     db_now,
@@ -56,6 +56,10 @@ def test_outside_the_window_sending_waits_for_the_next_opening(
     opens = datetime.fromisoformat(opens_at)
     assert campaign(clean_db, campaign_id)["next_send_at"] == opens
     assert len(tick(clean_db, campaign_id, opens).message_ids) == 1
+
+
+def _reconcile(db: Engine) -> Reconciled:
+    return reconcile_claims(db, older_than_s=60, retry_lost_after_s=3600)
 
 
 def test_past_the_end_time_the_rest_is_skipped_and_it_finishes_after_the_sends(
@@ -210,10 +214,10 @@ def test_reconciliation_follows_the_message_and_resends_only_the_never_tried(
         mark_sent(conn, message_id=sent, provider_message_id="wamid.acked")
     sql(clean_db, "UPDATE messages SET send_attempts = 1 WHERE id = :id", id=retrying)
     sql(clean_db, "DELETE FROM messages WHERE id = :id", id=deleted)
-    assert reconcile_claims(clean_db, older_than_s=60).resend_ids == []  # not stale yet
+    assert _reconcile(clean_db).resend_ids == []  # not stale yet
     sql(clean_db, "UPDATE campaign_contacts SET claimed_at = now() - interval '2 minutes'")
 
-    outcome = reconcile_claims(clean_db, older_than_s=60)
+    outcome = _reconcile(clean_db)
     assert outcome.resend_ids == [never_tried]
     assert (outcome.followed, outcome.orphans) == (1, 1)
     rows = recipient_rows(clean_db, campaign_id)
@@ -226,6 +230,13 @@ def test_reconciliation_follows_the_message_and_resends_only_the_never_tried(
     ]
     counts = campaign(clean_db, campaign_id)["counts"]
     assert (counts["pending"], counts["sent"], counts["failed"]) == (2, 1, 1)
+    # A retry whose broker message never came is offered again once long overdue.
+    sql(
+        clean_db,
+        "UPDATE messages SET released_at = now() - interval '2 hours' WHERE id = :id",
+        id=retrying,
+    )
+    assert retrying in _reconcile(clean_db).resend_ids
 
 
 def test_a_tenant_sees_only_its_own_campaign_rows_move(clean_db: Engine, acme: Seeded) -> None:

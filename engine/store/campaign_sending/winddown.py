@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Connection, text
 
 from engine.events import Frozen
-from engine.store.outbound import SEND_LEASE_S
+from engine.store.send_batch import SEND_ABANDONED, SEND_LEASE_S, SEND_UNTRIED
 
 CANCELLED = "cancelled"  # error_code of a campaign message cancelled before it was sent
 
@@ -20,6 +20,7 @@ class StaleClaim(Frozen):
     message_status: str | None
     send_attempts: int
     in_flight: bool
+    lost: bool  # pending, never tried or abandoned (SEND_ABANDONED): offer it again
 
 
 def skip_pending(conn: Connection, *, tenant_id: int, campaign_id: int, reason: str) -> int:
@@ -73,30 +74,34 @@ def cancel_unsent(conn: Connection, *, tenant_id: int, campaign_id: int) -> list
     return [(int(r[0]), int(r[1])) for r in rows]
 
 
-def get_stale_claims(conn: Connection, *, older_than_s: int, limit: int) -> list[StaleClaim]:
+def get_stale_claims(
+    conn: Connection, *, older_than_s: int, retry_lost_after_s: int, limit: int
+) -> list[StaleClaim]:
     """Rows claimed more than `older_than_s` ago and still `claimed`, with their message's
     state (system scope). Reads the partial index of claimed rows only."""
     rows = conn.execute(
         text(
-            """
+            f"""
             SELECT cc.id, cc.tenant_id, cc.campaign_id, cc.message_id, m.status,
                    coalesce(m.send_attempts, 0),
-                   m.sending_at IS NOT NULL
-                       AND m.sending_at >= now() - make_interval(secs => :lease_s)
+                   coalesce(m.sending_at >= now() - make_interval(secs => :lease_s), false),
+                   coalesce(m.status = 'pending' AND ({SEND_UNTRIED} OR {SEND_ABANDONED}), false)
             FROM campaign_contacts cc
             LEFT JOIN messages m ON m.id = cc.message_id
             WHERE cc.status = 'claimed'
               AND cc.claimed_at < now() - make_interval(secs => :age)
             ORDER BY cc.claimed_at LIMIT :limit
-            """
+            """  # noqa: S608 - the fragments are constants; values are bound
         ),
-        {"age": older_than_s, "limit": limit, "lease_s": SEND_LEASE_S},
+        {
+            "age": older_than_s,
+            "limit": limit,
+            "lease_s": SEND_LEASE_S,
+            "retry_lost_s": retry_lost_after_s,
+        },
     ).all()
     keys = list(StaleClaim.model_fields)
-    return [
-        StaleClaim.model_validate({**dict(zip(keys, r, strict=True)), "in_flight": bool(r[6])})
-        for r in rows
-    ]
+    return [StaleClaim.model_validate(dict(zip(keys, r, strict=True))) for r in rows]
 
 
 def fail_orphans(conn: Connection, *, tenant_id: int, row_ids: list[int]) -> dict[int, int]:
