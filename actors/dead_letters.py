@@ -26,7 +26,7 @@ def requeue(db: Engine, broker: dramatiq.Broker, f: DeadLetterFilter) -> list[De
         with system_tx(db) as conn:
             chunk = requeue_chunk(conn, broker, f)
         done.extend(chunk)
-        if len(chunk) < REQUEUE_CHUNK or f.ids:
+        if len(chunk) < REQUEUE_CHUNK:
             return done
 
 

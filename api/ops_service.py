@@ -142,7 +142,7 @@ async def requeue(deps: OpsDeps, f: DeadLetterFilter, *, who: str) -> list[int]:
         async with async_system_tx(deps.db) as conn:
             chunk = await conn.run_sync(lambda c: requeue_chunk(c, broker, f))
         done.extend(d.id for d in chunk)
-        if len(chunk) < REQUEUE_CHUNK or f.ids:
+        if len(chunk) < REQUEUE_CHUNK:
             break
     log.info("dead letters requeued", extra={"count": len(done), "operator": who})
     return done

@@ -92,3 +92,15 @@ def test_two_requeues_at_once_send_each_dead_letter_once(
     assert _queued(redis_url, queue_prefix) == 3
     assert count(clean_db, LIVE) == 0
     assert requeue(clean_db, broker, DeadLetterFilter()) == []
+
+
+def test_requeue_by_id_takes_every_id_given_past_one_chunk(
+    clean_db: Engine, broker: dramatiq.Broker, redis_url: str, queue_prefix: str
+) -> None:
+    ids = tuple(add_dead_letter(clean_db) for _ in range(requeueing.REQUEUE_CHUNK + 3))
+
+    done = requeue(clean_db, broker, DeadLetterFilter(ids=ids))
+
+    assert sorted(d.id for d in done) == sorted(ids)
+    assert count(clean_db, LIVE) == 0
+    assert _queued(redis_url, queue_prefix) == len(ids)
