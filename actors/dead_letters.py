@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, NamedTuple
 
 import dramatiq
 from sqlalchemy import Connection, Engine
 
+from actors.deliver import publish_outbox
+from actors.outbound import send_message
 from engine.db import system_tx
 from engine.store.dead_letters import DeadLetter, DeadLetterFilter, claim_for_requeue, payload_of
+from engine.store.send_batch import reopen_failed_sends
 
 REQUEUE_CHUNK = 500
+
+
+class Requeued(NamedTuple):
+    dead_letters: list[DeadLetter]
+    outbox_ids: list[int]  # events of what the requeue changed: publish after commit
 
 
 def requeue(db: Engine, broker: dramatiq.Broker, f: DeadLetterFilter) -> list[DeadLetter]:
@@ -25,22 +33,41 @@ def requeue(db: Engine, broker: dramatiq.Broker, f: DeadLetterFilter) -> list[De
     while True:
         with system_tx(db) as conn:
             chunk = requeue_chunk(conn, broker, f)
-        done.extend(chunk)
-        if len(chunk) < REQUEUE_CHUNK:
+        publish_outbox_after_commit(broker, chunk.outbox_ids)
+        done.extend(chunk.dead_letters)
+        if len(chunk.dead_letters) < REQUEUE_CHUNK:
             return done
 
 
 def requeue_chunk(
     conn: Connection, broker: dramatiq.Broker, f: DeadLetterFilter, *, limit: int = REQUEUE_CHUNK
-) -> list[DeadLetter]:
+) -> Requeued:
     """Claim up to `limit` live dead letters in the caller's transaction and enqueue each.
 
-    The caller commits after this returns; an exception here must roll the claim back.
+    A failed send's message goes back to pending first (its send would otherwise find it
+    failed and do nothing). The caller commits after this returns, then publishes the
+    outbox ids; an exception here must roll the claim back.
     """
     chunk = claim_for_requeue(conn, f, limit=limit)
+    sends = [_send_of(dl) for dl in chunk if dl.actor == send_message.actor_name]
+    outbox_ids = reopen_failed_sends(conn, [m for m in sends if m is not None])
     for dl in chunk:
         broker.enqueue(_message(dl))
-    return chunk
+    return Requeued(chunk, outbox_ids)
+
+
+def publish_outbox_after_commit(broker: dramatiq.Broker, outbox_ids: list[int]) -> None:
+    """Announce what a committed requeue changed (the sweeper re-offers it if this fails)."""
+    if outbox_ids:
+        broker.enqueue(publish_outbox.message(outbox_ids))
+
+
+def _send_of(dl: DeadLetter) -> int | None:
+    """The message id a send_message dead letter carries."""
+    args = payload_of(dl).get("args")
+    if isinstance(args, list) and args and isinstance(args[0], int):
+        return args[0]
+    return None
 
 
 def _message(dl: DeadLetter) -> dramatiq.Message[object]:

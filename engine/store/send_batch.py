@@ -213,6 +213,24 @@ FAIL_SENDS = text(
     """
 )
 
+# A failed send an operator requeues goes back to pending with fresh attempts, announced.
+REOPEN_SENDS = text(
+    """
+    WITH reopened AS (
+        UPDATE messages m SET status = 'pending', status_at = now(), send_attempts = 0,
+            sending_at = NULL, released_at = NULL, error_code = NULL, error_message = NULL
+        WHERE m.id = ANY(CAST(:ids AS bigint[])) AND m.direction = 'out'
+          AND m.status = 'failed' AND m.provider_message_id IS NULL
+          AND m.send_type IS DISTINCT FROM 'campaign'
+        RETURNING m.id, m.tenant_id, m.ticket_id)
+    INSERT INTO outbox (tenant_id, topic, payload)
+    SELECT tenant_id, 'message.status',
+           jsonb_build_object('message_id', id, 'ticket_id', ticket_id, 'status', 'pending')
+    FROM reopened ORDER BY id
+    RETURNING id
+    """
+)
+
 # `uncount` gives back the attempt the claim counted, for a send that never reached the
 # provider (our own rate limit, the batch's time budget): attempts count provider calls.
 RELEASE_SENDS = text(
@@ -310,6 +328,16 @@ def fail_sends(conn: Connection, failures: Sequence[Failure]) -> list[Failed]:
         },
     ).all()
     return [Failed(message_id=r[0], tenant_id=r[1], outbox_id=r[2]) for r in rows]
+
+
+def reopen_failed_sends(conn: Connection, message_ids: Sequence[int]) -> list[int]:
+    """Put failed, never-delivered sends back to pending with fresh attempts (an operator
+    requeued their dead letters); the outbox ids announcing it. Campaign sends stay failed:
+    their recipient rows and counts have moved on. System scope."""
+    if not message_ids:
+        return []
+    rows = conn.execute(REOPEN_SENDS, {"ids": sorted(set(message_ids))})
+    return [int(r[0]) for r in rows]
 
 
 def release_sends(conn: Connection, releases: Sequence[tuple[int, bool]]) -> None:

@@ -8,13 +8,14 @@ from typing import Any
 import dramatiq
 import pytest
 import redis
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, text
 
 import actors.dead_letters as requeueing
 from actors.dead_letters import requeue
 from engine.db import system_tx
-from engine.store.dead_letters import DeadLetter, DeadLetterFilter
+from engine.store.dead_letters import DeadLetterFilter
 from tests.conftest import count
+from tests.support.harness import seed_whatsapp
 from tests.support.ops import QUEUE, add_dead_letter
 
 LIVE = "SELECT count(*) FROM dead_letters WHERE requeued_at IS NULL"
@@ -64,7 +65,7 @@ def test_crash_after_enqueue_before_commit_keeps_the_row_dead_never_loses_the_me
     dl_id = add_dead_letter(clean_db)
     real_chunk = requeueing.requeue_chunk
 
-    def enqueue_then_die(conn: Connection, b: dramatiq.Broker, f: Any) -> list[DeadLetter]:
+    def enqueue_then_die(conn: Connection, b: dramatiq.Broker, f: Any) -> requeueing.Requeued:
         real_chunk(conn, b, f)
         raise Crash("killed before commit")
 
@@ -87,7 +88,7 @@ def test_two_requeues_at_once_send_each_dead_letter_once(
         claimed = requeueing.requeue_chunk(first, broker, DeadLetterFilter(ids=(ids[0], ids[1])))
         # While the first operator's transaction holds two rows, a second requeues everything.
         second = requeue(clean_db, broker, DeadLetterFilter())
-    assert [d.id for d in claimed] == ids[:2]
+    assert [d.id for d in claimed.dead_letters] == ids[:2]
     assert [d.id for d in second] == [ids[2]]
     assert _queued(redis_url, queue_prefix) == 3
     assert count(clean_db, LIVE) == 0
@@ -104,3 +105,61 @@ def test_requeue_by_id_takes_every_id_given_past_one_chunk(
     assert sorted(d.id for d in done) == sorted(ids)
     assert count(clean_db, LIVE) == 0
     assert _queued(redis_url, queue_prefix) == len(ids)
+
+
+def _queued_calls(redis_url: str, prefix: str, queue: str) -> list[tuple[str, list[Any]]]:
+    client = redis.Redis.from_url(redis_url)
+    messages = (dramatiq.Message.decode(raw) for raw in client.hvals(f"{prefix}:{queue}.msgs"))
+    return [(m.actor_name, list(m.args)) for m in messages]
+
+
+def test_requeueing_a_failed_send_puts_its_message_back_to_pending_and_announces_it(
+    clean_db: Engine, broker: dramatiq.Broker, redis_url: str, queue_prefix: str
+) -> None:
+    tenant_id = seed_whatsapp(clean_db).tenant_id
+    with system_tx(clean_db) as conn:
+        message_id = conn.execute(
+            text(
+                """
+                WITH c AS (INSERT INTO contacts (tenant_id, name) VALUES (:t, 'Ana') RETURNING id),
+                t AS (INSERT INTO tickets (tenant_id, channel_id, contact_id, status, protocol)
+                      SELECT :t, ch.id, c.id, 'open', 'R-requeue' FROM c, channels ch
+                      WHERE ch.tenant_id = :t RETURNING id, channel_id, contact_id)
+                INSERT INTO messages (tenant_id, ticket_id, contact_id, channel_id, direction,
+                    type, body, status, send_type, send_attempts, error_message)
+                SELECT :t, t.id, t.contact_id, t.channel_id, 'out', 'text', 'hello', 'failed',
+                       'chat', 6, 'provider unavailable' FROM t
+                RETURNING id
+                """
+            ),
+            {"t": tenant_id},
+        ).scalar_one()
+    dl_id = add_dead_letter(
+        clean_db, queue="outbound", actor_name="send_message", tenant_id=tenant_id
+    )
+    with system_tx(clean_db) as conn:  # the dead letter carries the message's id
+        conn.execute(
+            text(
+                "UPDATE dead_letters SET payload = jsonb_set(payload,"
+                " '{args}', jsonb_build_array(CAST(:m AS bigint))) WHERE id = :id"
+            ),
+            {"m": message_id, "id": dl_id},
+        )
+
+    requeue(clean_db, broker, DeadLetterFilter(ids=(dl_id,)))
+
+    with system_tx(clean_db) as conn:
+        state = conn.execute(
+            text("SELECT status, send_attempts, error_message FROM messages WHERE id = :id"),
+            {"id": message_id},
+        ).one()
+        announced = conn.execute(
+            text("SELECT id, payload->>'status' FROM outbox WHERE payload->>'message_id' = :m"),
+            {"m": str(message_id)},
+        ).all()
+    assert tuple(state) == ("pending", 0, None)
+    assert [status for _, status in announced] == ["pending"]
+    assert _queued_calls(redis_url, queue_prefix, "outbound") == [("send_message", [message_id])]
+    assert _queued_calls(redis_url, queue_prefix, "deliver") == [
+        ("publish_outbox", [[announced[0][0]]])
+    ]
