@@ -855,4 +855,11 @@ ALTER TABLE messages ADD COLUMN IF NOT EXISTS released_at timestamptz;
 -- The sweep reads only the few pending outbound messages, never the whole table.
 CREATE INDEX IF NOT EXISTS messages_unsent_idx ON messages (id)
     WHERE direction = 'out' AND status = 'pending';
+-- A ticket's protocol: the UTC day, then the sequence zero-padded to at least 8 digits
+-- (never cut: lpad alone would truncate past 99,999,999 and repeat protocols).
+CREATE OR REPLACE FUNCTION flowdesk_next_protocol() RETURNS text
+LANGUAGE sql VOLATILE AS $$
+    SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYYMMDD') || lpad(n, greatest(8, length(n)), '0')
+    FROM (SELECT nextval('ticket_protocol_seq')::text AS n) seq
+$$;
 INSERT INTO schema_migrations (version) VALUES (12) ON CONFLICT (version) DO NOTHING;

@@ -103,8 +103,7 @@ def find_or_create_ticket(
             """
             INSERT INTO tickets (tenant_id, channel_id, contact_id, status, protocol, is_group)
             VALUES (:t, :ch, :c, 'pending',
-                    to_char(now() AT TIME ZONE 'UTC', 'YYYYMMDD')
-                      || lpad(nextval('ticket_protocol_seq')::text, 8, '0'),
+                    flowdesk_next_protocol(),
                     :g)
             ON CONFLICT (tenant_id, channel_id, contact_id) WHERE status IN ('pending', 'open')
             DO NOTHING

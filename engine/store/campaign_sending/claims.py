@@ -261,8 +261,7 @@ def get_campaign_ticket(
             """
             INSERT INTO tickets (tenant_id, channel_id, contact_id, status, protocol, closed_at)
             VALUES (:t, :ch, :c, 'closed',
-                    to_char(now() AT TIME ZONE 'UTC', 'YYYYMMDD')
-                      || lpad(nextval('ticket_protocol_seq')::text, 8, '0'),
+                    flowdesk_next_protocol(),
                     now())
             RETURNING id, protocol
             """
