@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 from engine.events import (
     ChannelType,
@@ -77,3 +78,20 @@ class Identity(Frozen):
 def clean_text(value: str | None) -> str | None:
     """PostgreSQL text cannot hold NUL; a provider body can."""
     return None if value is None else value.replace("\x00", "")
+
+
+def without_nul(event: InboundEvent) -> InboundEvent:
+    """The event with NUL removed from every string in it (captions, file names, locations,
+    shared contacts, ids): PostgreSQL refuses NUL in text and in jsonb alike, and one such
+    character would otherwise fail the whole webhook's batch."""
+    return type(event).model_validate(_strip_nul(event.model_dump()))
+
+
+def _strip_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {_strip_nul(k): _strip_nul(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_strip_nul(v) for v in value)
+    return value

@@ -16,11 +16,19 @@ from engine.metrics import timed_stage
 from engine.store.inbox import InboxRow
 from pipelines.inbound.models import (
     ValidatedEvent,
+    without_nul,
 )
 
 log = logging.getLogger(__name__)
 
 # validate ------------------------------------------------------------------------------
+
+# How a NUL reaches a parsed string: a JSON escape, a raw byte, a form-encoded one.
+_NUL_FORMS = (b"\\u0000", b"\x00", b"%00")
+
+
+def _may_hold_nul(body: bytes) -> bool:
+    return any(form in body for form in _NUL_FORMS)
 
 
 @binds_correlation
@@ -39,6 +47,8 @@ def validate(
             events = adapter.parse(
                 row.body, address_id=row.address_id, content_type=row.content_type
             )
+            if _may_hold_nul(row.body):
+                events = [without_nul(e) for e in events]
         for position, event in enumerate(events):
             out.append(
                 ValidatedEvent(

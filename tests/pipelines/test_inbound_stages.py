@@ -40,7 +40,8 @@ from pipelines.inbound import (
     route,
     validate,
 )
-from tests.support.harness import PHONE_NUMBER_ID, fixture_bytes
+from pipelines.inbound.models import without_nul
+from tests.support.harness import FIXTURES, PHONE_NUMBER_ID, fixture_bytes
 
 ADAPTERS = default_adapters()
 ANA = "5511987654321"
@@ -222,6 +223,33 @@ def test_validate_produces_the_expected_events_per_fixture(
     events = validate([_row(fixture_bytes("whatsapp", fixture))], adapters=ADAPTERS)
     assert _kinds(events) == expected
     assert [v.position for v in events] == list(range(len(expected)))
+
+
+@pytest.mark.parametrize(
+    "fixture", sorted(p.name for p in (FIXTURES / "whatsapp").glob("*.json")), ids=str
+)
+def test_removing_nul_leaves_every_event_shape_as_it_was(fixture: str) -> None:
+    for v in validate([_row(fixture_bytes("whatsapp", fixture))], adapters=ADAPTERS):
+        assert without_nul(v.event) == v.event
+
+
+def test_nul_anywhere_in_a_message_is_dropped_and_the_message_stored(world: World) -> None:
+    def edit(value: dict[str, Any]) -> None:
+        image = value["messages"][0]["image"]
+        image["caption"] = "look\u0000 here"
+        image["id"] = "media\u0000-1"
+
+    body = webhook("image.json", edit)
+    assert b"\\u0000" in body  # a JSON escape, as a provider would send it
+    outcome = world.persisted(body)
+
+    assert outcome.messages_stored == 1
+    stored = world.conn.execute(text("SELECT body, media FROM messages")).one()
+    assert stored.body == "look here"
+    assert (stored.media[0]["caption"], stored.media[0]["provider_media_id"]) == (
+        "look here",
+        "media-1",
+    )
 
 
 def test_validate_keeps_malformed_parts_with_their_reason_instead_of_raising() -> None:
