@@ -39,7 +39,9 @@ class Output:
 
 # argument types -------------------------------------------------------------------------
 
-_DURATION = re.compile(r"^(\d+)([smhd])$")
+_DURATION = re.compile(r"^([0-9]{1,9})([smhd])$")
+MAX_DURATION = timedelta(days=36_500)  # a century: anything older predates the data
+MAX_ID = 2**63 - 1  # a PostgreSQL bigint
 
 
 def duration(value: str) -> timedelta:
@@ -47,17 +49,31 @@ def duration(value: str) -> timedelta:
     if not match:
         raise argparse.ArgumentTypeError(f"{value!r} is not a duration like 30s, 15m, 2h or 7d")
     n, unit = int(match[1]), match[2]
-    return timedelta(**{{"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[unit]: n})
+    span = timedelta(**{{"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[unit]: n})
+    if span > MAX_DURATION:
+        raise argparse.ArgumentTypeError(f"{value!r} is longer than {MAX_DURATION.days} days")
+    return span
 
 
 def positive_int(value: str) -> int:
-    if not value.isdigit() or int(value) < 1:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a positive whole number")
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= MAX_ID:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number from 1 to {MAX_ID}")
     return int(value)
 
 
+def time_zone(value: str) -> str:
+    from engine.settings_registry import valid_time_zone
+
+    try:
+        return valid_time_zone(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not an IANA time zone such as America/Sao_Paulo"
+        ) from None
+
+
 def port(value: str) -> int:
-    if not value.isdigit() or int(value) > 65535:
+    if not (value.isascii() and value.isdigit()) or int(value) > 65535:
         raise argparse.ArgumentTypeError(f"{value!r} is not a port number (0 picks a free one)")
     return int(value)
 
@@ -394,7 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--admin-email", required=True)
     p.add_argument("--admin-password", required=True)
     p.add_argument("--admin-name")
-    p.add_argument("--time-zone", default="UTC")
+    p.add_argument("--time-zone", type=time_zone, default="UTC")
 
     channel = sub.add_parser("channel", help="channels").add_subparsers(dest="c", required=True)
     p = add("create", cmd_channel_create, "connect a provider channel", channel)

@@ -13,13 +13,17 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
+
 from api.cli import CliError, Output, duration, positive_int
 from config import Settings
 from engine.ops.models import QueuesOverview
+from engine.queries.common import Instant
 from engine.store.dead_letters import DeadLetter, DeadLetterFilter
 
 Add = Callable[..., Any]
 WATCH_EVERY_S = 2.0
+_INSTANT: TypeAdapter[datetime] = TypeAdapter(Instant)
 
 
 def moment(value: str) -> datetime:
@@ -34,7 +38,10 @@ def moment(value: str) -> datetime:
         raise argparse.ArgumentTypeError(
             f"{value!r} is not a time like 2026-05-01T12:00:00+00:00 or a duration like 2h"
         ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    try:
+        return _INSTANT.validate_python(parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC))
+    except ValidationError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not between 1970 and 9998") from None
 
 
 def cmd_queues(args: argparse.Namespace, settings: Settings, out: Output) -> None:

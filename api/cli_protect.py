@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -61,8 +62,13 @@ def cmd_contact_export(args: argparse.Namespace, settings: Settings, out: Any) -
     if args.output is None:
         print(text)
         return
-    args.output.write_text(text)
-    args.output.chmod(0o600)  # personal data
+    try:  # personal data: created readable by its owner only, never briefly by others
+        fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        args.output.chmod(0o600)  # a file that existed keeps its old mode otherwise
+    except OSError as exc:
+        raise CliError(f"--output: cannot write {args.output}: {exc.strerror}") from None
     out.emit({"written": str(args.output)}, f"export written to {args.output}")
 
 

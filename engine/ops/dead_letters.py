@@ -20,7 +20,8 @@ def dead_letter_page(
     conn: Connection, f: DeadLetterFilter, *, limit: int, cursor: int | None = None
 ) -> DeadLetterPage:
     """One page of matching dead letters (system scope: they span tenants)."""
-    rows = list_dead_letters(conn, f, limit=min(limit, PAGE_MAX) + 1, before_id=cursor)
+    limit = min(limit, PAGE_MAX)
+    rows = list_dead_letters(conn, f, limit=limit + 1, before_id=cursor)
     items = tuple(rows[:limit])
     more = len(rows) > limit
     return DeadLetterPage(items=items, next_cursor=items[-1].id if more and items else None)

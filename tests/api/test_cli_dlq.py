@@ -458,6 +458,25 @@ def test_dlq_list_filters(cli: Any, engine_db: Engine) -> None:
         (("dlq", "list", "--older-than", "5x"), "--older-than"),
         (("dlq", "list", "--newer-than", "-3h"), "--newer-than"),
         (("dlq", "requeue", "--id", "0"), "--id"),
+        (("dlq", "list", "--older-than", "99999999999d"), "--older-than"),  # past datetime
+        (("dlq", "list", "--older-than", "999999999d"), "--older-than"),  # past PostgreSQL
+        (("dlq", "list", "--since", "0001-01-01T00:00:00+14:00"), "--since"),
+        (("dlq", "list", "--tenant", "9" * 20), "--tenant"),  # past bigint
+        (
+            (
+                "tenant",
+                "create",
+                "--name",
+                "A",
+                "--admin-email",
+                "a@b.test",
+                "--admin-password",
+                "correct horse",
+                "--time-zone",
+                "Mars/Base",
+            ),
+            "--time-zone",
+        ),
     ],
 )
 def test_bad_dlq_arguments_exit_2_naming_the_argument(

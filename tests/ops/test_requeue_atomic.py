@@ -13,6 +13,7 @@ from sqlalchemy import Connection, Engine, text
 import actors.dead_letters as requeueing
 from actors.dead_letters import requeue
 from engine.db import system_tx
+from engine.ops.dead_letters import PAGE_MAX, dead_letter_page
 from engine.store.dead_letters import DeadLetterFilter
 from tests.conftest import count
 from tests.support.harness import seed_whatsapp
@@ -163,3 +164,16 @@ def test_requeueing_a_failed_send_puts_its_message_back_to_pending_and_announces
     assert _queued_calls(redis_url, queue_prefix, "deliver") == [
         ("publish_outbox", [[announced[0][0]]])
     ]
+
+
+def test_a_page_asked_larger_than_the_maximum_still_says_where_to_go_on(
+    clean_db: Engine,
+) -> None:
+    for _ in range(PAGE_MAX + 2):
+        add_dead_letter(clean_db)
+    with system_tx(clean_db) as conn:
+        first = dead_letter_page(conn, DeadLetterFilter(), limit=PAGE_MAX * 2)
+        rest = dead_letter_page(conn, DeadLetterFilter(), limit=PAGE_MAX, cursor=first.next_cursor)
+
+    assert len(first.items) == PAGE_MAX and first.next_cursor is not None
+    assert len(rest.items) == 2 and rest.next_cursor is None

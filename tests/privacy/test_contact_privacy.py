@@ -253,6 +253,12 @@ def test_the_command_line_exports_and_erases(
     code, _, err = cli("contact", "export", "--tenant", str(b.tenant_id), "--contact", str(contact))
     assert code == 2 and "--contact" in err  # another tenant's contact is not found
 
+    code, _, err = cli("contact", "export", *target, "--output", str(tmp_path / "no" / "x.json"))
+    assert code == 2 and "--output" in err and "Traceback" not in err
+    written = tmp_path / "export.json"
+    assert cli("contact", "export", *target, "--output", str(written))[0] == 0
+    assert written.stat().st_mode & 0o777 == 0o600  # personal data: the owner's alone
+
     code, _, err = cli("contact", "erase", *target)
     assert code == 2 and "--yes" in err
     assert "contacts" in _mentions_of_the_customer(clean_db, a.tenant_id)
