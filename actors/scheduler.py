@@ -126,7 +126,7 @@ class Scheduler:
                 self._jobs.start()
             self._ops.became_leader(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
             try:
-                sweep(self.deps)  # catch up at once on start (work left by a previous run)
+                self._catch_up()
                 while not self._stop.wait(self.poll_s):
                     conn.execute(text("SELECT 1")).scalar_one()  # the lock lives with this session
                     conn.commit()
@@ -136,6 +136,15 @@ class Scheduler:
                 # The lock belongs to the session, not the checkout: back in the pool, this
                 # connection would keep every other copy from ever leading.
                 conn.invalidate()
+
+    def _catch_up(self) -> None:
+        """Sweep at once on taking the lead (work left by a previous run). A failure (the
+        broker still down after an outage, typically) is logged, not fatal: the sweep job
+        runs again on its interval, and a scheduler that exited would lead nothing."""
+        try:
+            sweep(self.deps)
+        except Exception:
+            log.exception("catch-up sweep failed; the sweep job will run it again")
 
     def stop(self) -> None:
         self._stop.set()

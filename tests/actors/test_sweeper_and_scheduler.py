@@ -14,6 +14,7 @@ from sqlalchemy import Engine, text
 from actors import deliver as deliver_actor
 from actors import deps as worker_deps
 from actors import maintenance
+from actors import scheduler as scheduler_module
 from actors.inbound import process_inbox
 from actors.maintenance import sweep
 from engine.db import system_tx
@@ -225,4 +226,26 @@ def test_one_scheduler_leads_and_the_other_takes_over_when_it_stops(
         wait_until(lambda: not leader.is_leader, 2, "the leader to step down")
         wait_until(lambda: follower.is_leader, 2, "the follower to take over")
         assert not leader.is_leader
+    dramatiq.get_broker().close()
+
+
+def test_a_failing_catch_up_sweep_leaves_the_scheduler_leading(
+    clean_db: Engine,
+    database_url: str,
+    redis_url: str,
+    queue_prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[str] = []
+
+    def broker_down(_: object) -> None:
+        calls.append("sweep")
+        raise dramatiq.errors.ConnectionClosed(OSError("broker restarting"))
+
+    monkeypatch.setattr(scheduler_module, "sweep", broker_down)
+    with scheduler_thread(database_url, redis_url, queue_prefix) as scheduler:
+        wait_until(lambda: scheduler.is_leader, 5, "a leader")
+        time.sleep(0.3)  # a few poll intervals after the failed catch-up
+        assert scheduler.is_leader
+    assert calls == ["sweep"]
     dramatiq.get_broker().close()
