@@ -206,6 +206,15 @@ class Settings(BaseSettings):
         return keys or None
 
     @model_validator(mode="after")
+    def _check_redis_password(self) -> Settings:
+        uri = self.REDIS_URI or ""
+        if self.REDIS_PASSWORD and "@" in uri.split("://", 1)[-1].split("/", 1)[0]:
+            raise ValueError(
+                "REDIS_PASSWORD: REDIS_URI already carries credentials; set only one of them"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _check_backoff(self) -> Settings:
         if self.MIN_BACKOFF_MS > self.MAX_BACKOFF_MS:
             raise ValueError("MIN_BACKOFF_MS must not exceed MAX_BACKOFF_MS")
@@ -246,10 +255,13 @@ class Settings(BaseSettings):
         if self.REDIS_URI is None:
             raise ConfigError("REDIS_URI: no Redis configured")
         url = self.REDIS_URI
-        if self.REDIS_PASSWORD and "@" not in url and url.startswith("redis"):
-            scheme, rest = url.split("://", 1)
-            url = f"{scheme}://:{quote(self.REDIS_PASSWORD, safe='')}@{rest}"
-        return url
+        if not self.REDIS_PASSWORD:
+            return url
+        password = quote(self.REDIS_PASSWORD, safe="")
+        if url.startswith("unix://"):  # a socket path has no authority: a query parameter
+            return f"{url}{'&' if '?' in url else '?'}password={password}"
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://:{password}@{rest}"
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:

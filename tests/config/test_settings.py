@@ -6,6 +6,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
+import redis.connection
 
 from config import ConfigError, load_settings
 from engine.runtime import jwt_secret
@@ -141,9 +142,19 @@ def test_redis_password_is_applied_to_redis_uri_escaped() -> None:
     assert unquote(parts.password or "") == "s3cr@t/"
 
 
-def test_redis_uri_with_its_own_credentials_is_left_alone() -> None:
-    settings = load_settings({"REDIS_URI": "redis://:own@cache:6379/0", "REDIS_PASSWORD": "other"})
-    assert settings.redis_url() == "redis://:own@cache:6379/0"
+def test_a_password_in_both_places_is_refused_not_silently_dropped() -> None:
+    with pytest.raises(ConfigError, match="REDIS_PASSWORD: REDIS_URI already carries"):
+        load_settings({"REDIS_URI": "redis://:own@cache:6379/0", "REDIS_PASSWORD": "other"})
+    assert load_settings({"REDIS_URI": "redis://:own@cache:6379/0"}).redis_url() == (
+        "redis://:own@cache:6379/0"
+    )
+
+
+def test_redis_password_reaches_a_unix_socket_as_a_query_parameter() -> None:
+    settings = load_settings({"REDIS_URI": "unix:///run/redis.sock?db=2", "REDIS_PASSWORD": "p&w"})
+    assert settings.redis_url() == "unix:///run/redis.sock?db=2&password=p%26w"
+    kwargs = redis.connection.parse_url(settings.redis_url())
+    assert (kwargs["password"], kwargs["path"], kwargs["db"]) == ("p&w", "/run/redis.sock", 2)
 
 
 @pytest.mark.parametrize("secret", ["short", "x" * 31, "ção-" * 5])
