@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import logging
 
+from redis.exceptions import RedisError
+from sqlalchemy.exc import InterfaceError, OperationalError
+
 from actors import deps
 from actors.broker import actor
 from actors.deliver import publish_in_line
 from actors.deps import WorkerDeps
 from actors.media import download_media
+from actors.middleware import is_last_attempt
 from actors.outbound import enqueue_sends
 from engine.db import system_tx
-from engine.errors import PermanentError
+from engine.errors import PermanentError, RetryableError
 from engine.store.inbox import claim_inbox, mark_inbox_dead
 from pipelines import inbound
 from pipelines.poison import PoisonBatchError, poison_guard
@@ -30,15 +34,16 @@ def process_inbox(inbox_ids: list[int], reparse: bool = False) -> None:
             rows = claim_inbox(conn, inbox_ids, reparse=reparse)
             outcome = inbound.process_batch(rows, conn=conn, adapters=d.adapters)
     except PoisonBatchError as exc:
-        if len(inbox_ids) > 1:
-            # One bad row must not sink its neighbours: retry each row on its own.
-            for inbox_id in inbox_ids:
-                process_inbox.send([inbox_id], reparse)
-            log.warning("batch split after poison", extra={"batch_size": len(inbox_ids)})
-            return
-        with system_tx(d.db) as conn:
-            mark_inbox_dead(conn, inbox_ids, note=str(exc))
-        raise PermanentError(str(exc)) from exc
+        _give_up(d, inbox_ids, reparse, exc, note=str(exc))
+        return
+    except Exception as exc:
+        # Retried as usual; only the last attempt of a failure that is not the world's
+        # (a database or broker outage leaves the rows pending for the sweeper) gives up.
+        last = isinstance(exc, PermanentError) or is_last_attempt(d.settings.MAX_RETRIES)
+        if _outage(exc) or not last:
+            raise
+        _give_up(d, inbox_ids, reparse, exc, note=f"{type(exc).__name__}: {str(exc)[:300]}")
+        return
     _hand_off(d, outcome, reparse)
     log.info(
         "inbox batch processed",
@@ -54,6 +59,29 @@ def process_inbox(inbox_ids: list[int], reparse: bool = False) -> None:
             "deferred": len(outcome.deferred_inbox_ids),
         },
     )
+
+
+def _give_up(
+    d: WorkerDeps, inbox_ids: list[int], reparse: bool, exc: Exception, *, note: str
+) -> None:
+    """A batch that cannot succeed as it is: split it, so one bad row does not sink its
+    neighbours; a single row is marked dead (the sweeper leaves it) and dead-lettered."""
+    if len(inbox_ids) > 1:
+        for inbox_id in inbox_ids:
+            process_inbox.send([inbox_id], reparse)
+        log.warning(
+            "batch split after failure",
+            extra={"batch_size": len(inbox_ids), "error": type(exc).__name__},
+        )
+        return
+    with system_tx(d.db) as conn:
+        mark_inbox_dead(conn, inbox_ids, note=note)
+    raise PermanentError(note) from exc
+
+
+def _outage(exc: Exception) -> bool:
+    """A failure of a service rather than of the rows: retrying later can succeed."""
+    return isinstance(exc, RetryableError | OperationalError | InterfaceError | RedisError)
 
 
 def _hand_off(d: WorkerDeps, outcome: inbound.BatchOutcome, reparse: bool) -> None:
