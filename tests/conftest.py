@@ -13,6 +13,8 @@ from sqlalchemy import Engine, text
 
 from engine.db import apply_schema, create_db_engine
 
+pytest_plugins = ["tests.support.engines"]  # engine_of
+
 PG_SERVER = os.environ.get("FLOWDESK_TEST_PG", "postgres@127.0.0.1:5432")
 REDIS_SERVER = os.environ.get("FLOWDESK_TEST_REDIS", "redis://127.0.0.1:6379/0")
 IN_CI = os.environ.get("CI", "").lower() == "true"

@@ -4,7 +4,7 @@ bad row ends dead with one dead letter, and nothing is left for the sweeper to l
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -13,10 +13,10 @@ from sqlalchemy import Engine
 import pipelines.inbound as inbound
 from engine.store.inbox import InboxRow
 from tests.conftest import count
+from tests.support.engines import EngineOf
 from tests.support.harness import (
     RunningEngine,
     fixture_bytes,
-    running_engine,
     seed_whatsapp,
     wait_until,
 )
@@ -25,17 +25,8 @@ TRIGGER = "please crash"
 
 
 @pytest.fixture
-def engine_one_retry(
-    clean_db: Engine, database_url: str, redis_url: str, queue_prefix: str
-) -> Iterator[RunningEngine]:
-    with running_engine(
-        database_url=database_url,
-        redis_url=redis_url,
-        queue_prefix=queue_prefix,
-        start_worker=False,
-        MAX_RETRIES="1",
-    ) as running:
-        yield running
+def engine_one_retry(engine_of: EngineOf, clean_db: Engine) -> RunningEngine:
+    return engine_of(start_worker=False, MAX_RETRIES="1")
 
 
 def _text(message_id: str, body: str) -> bytes:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 
 import dramatiq
 import pytest
@@ -20,10 +19,10 @@ from actors.maintenance import sweep
 from engine.db import system_tx
 from pipelines.deliver import realtime_channel
 from tests.conftest import count
+from tests.support.engines import EngineOf
 from tests.support.harness import (
     RunningEngine,
     fixture_bytes,
-    running_engine,
     seed_whatsapp,
     wait_until,
 )
@@ -71,17 +70,8 @@ def _lose_everything_enqueued(running: RunningEngine, db: Engine, prefix: str) -
 
 
 @pytest.fixture
-def engine_paused(
-    clean_db: Engine, database_url: str, redis_url: str, queue_prefix: str
-) -> Iterator[RunningEngine]:
-    with running_engine(
-        database_url=database_url,
-        redis_url=redis_url,
-        queue_prefix=queue_prefix,
-        start_worker=False,
-        INBOX_SWEEP_AFTER_S=str(SWEEP_AFTER_S),
-    ) as running:
-        yield running
+def engine_paused(engine_of: EngineOf, clean_db: Engine) -> RunningEngine:
+    return engine_of(start_worker=False, INBOX_SWEEP_AFTER_S=str(SWEEP_AFTER_S))
 
 
 def test_inbox_rows_lost_by_the_broker_are_swept_and_stored_exactly_once(

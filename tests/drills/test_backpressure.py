@@ -4,7 +4,6 @@ nothing is stored; once workers drain the inbox, webhooks are accepted again."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -14,24 +13,16 @@ from sqlalchemy import Engine
 from bench.payloads import PayloadSpec, text_body
 from config import ConfigError, load_settings
 from tests.conftest import count
-from tests.support.harness import RunningEngine, running_engine, seed_whatsapp, wait_until
+from tests.support.engines import EngineOf
+from tests.support.harness import RunningEngine, seed_whatsapp, wait_until
 
 BOUND = 5
 SPEC = PayloadSpec(run_tag="backpressure", count=BOUND + 3, contacts=4)
 
 
 @pytest.fixture
-def engine_without_workers(
-    clean_db: Engine, database_url: str, redis_url: str, queue_prefix: str
-) -> Iterator[RunningEngine]:
-    with running_engine(
-        database_url=database_url,
-        redis_url=redis_url,
-        queue_prefix=queue_prefix,
-        start_worker=False,
-        INGEST_MAX_BACKLOG=str(BOUND),
-    ) as running:
-        yield running
+def engine_without_workers(engine_of: EngineOf, clean_db: Engine) -> RunningEngine:
+    return engine_of(start_worker=False, INGEST_MAX_BACKLOG=str(BOUND))
 
 
 def test_the_bound_holds_and_ingest_resumes_once_drained(

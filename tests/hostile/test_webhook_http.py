@@ -15,11 +15,11 @@ import pytest
 from sqlalchemy import Engine
 
 from tests.conftest import count
+from tests.support.engines import EngineOf
 from tests.support.harness import (
     RunningEngine,
     Seeded,
     fixture_bytes,
-    running_engine,
     seed_whatsapp,
     sign,
 )
@@ -28,17 +28,8 @@ TEXT = fixture_bytes("whatsapp", "text.json")
 
 
 @pytest.fixture
-def engine(
-    clean_db: Engine, database_url: str, redis_url: str, queue_prefix: str
-) -> Iterator[RunningEngine]:
-    with running_engine(
-        database_url=database_url,
-        redis_url=redis_url,
-        queue_prefix=queue_prefix,
-        INGEST_MAX_BODY_BYTES="65536",
-        WEBHOOK_BODY_TIMEOUT_S="1",
-    ) as running:
-        yield running
+def engine(engine_of: EngineOf, clean_db: Engine) -> RunningEngine:
+    return engine_of(INGEST_MAX_BODY_BYTES="65536", WEBHOOK_BODY_TIMEOUT_S="1")
 
 
 @pytest.fixture

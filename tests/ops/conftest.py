@@ -13,6 +13,7 @@ from actors.middleware import RetryPolicy
 from engine.db import system_tx
 from engine.security import hash_password
 from engine.store.tenants import insert_tenant, insert_user
+from tests.support.engines import EngineOf
 from tests.support.harness import RunningEngine, running_engine
 from tests.support.ops import DONE, FAILING, OPS_TOKEN, PASSWORD, People
 
@@ -69,15 +70,6 @@ def broker(redis_url: str, queue_prefix: str) -> Iterator[dramatiq.Broker]:
 
 
 @pytest.fixture
-def idle_engine(
-    clean_db: Engine, database_url: str, redis_url: str, queue_prefix: str
-) -> Iterator[RunningEngine]:
+def idle_engine(engine_of: EngineOf, clean_db: Engine) -> RunningEngine:
     """The web app on Redis with no worker: messages stay where they are put."""
-    with running_engine(
-        database_url=database_url,
-        redis_url=redis_url,
-        queue_prefix=queue_prefix,
-        start_worker=False,
-        OPS_TOKEN=OPS_TOKEN,
-    ) as running:
-        yield running
+    return engine_of(start_worker=False, OPS_TOKEN=OPS_TOKEN)

@@ -121,6 +121,8 @@ def test_the_console_fits_a_phone_screen(
         browser.get(f"{base}/ops/console/login")
         browser.find_element(By.NAME, "token").send_keys(OPS_TOKEN)
         browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+        # Signed in before moving on: a page asked for while the form posts finds no session.
+        wait_until(lambda: browser.current_url == f"{base}/ops/console", 10, "the queues page")
         for path in ("/ops/console", "/ops/console/dead-letters", "/ops/console/inbox"):
             browser.get(f"{base}{path}")
             width = browser.execute_script("return window.innerWidth")

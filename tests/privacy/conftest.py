@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
 
-from tests.support.harness import RunningEngine, running_engine
+from tests.support.engines import EngineOf
+from tests.support.harness import RunningEngine
 
 
 @pytest.fixture
-def engine(
-    clean_db: Engine, database_url: str, redis_url: str, queue_prefix: str, tmp_path: Path
-) -> Iterator[RunningEngine]:
-    with running_engine(
-        database_url=database_url,
-        redis_url=redis_url,
-        queue_prefix=queue_prefix,
-        MEDIA_DIR=str(tmp_path / "media"),
-    ) as running:
-        yield running
+def engine(engine_of: EngineOf, clean_db: Engine, tmp_path: Path) -> RunningEngine:
+    return engine_of(MEDIA_DIR=str(tmp_path / "media"))
