@@ -855,6 +855,9 @@ ALTER TABLE messages ADD COLUMN IF NOT EXISTS released_at timestamptz;
 -- The sweep reads only the few pending outbound messages, never the whole table.
 CREATE INDEX IF NOT EXISTS messages_unsent_idx ON messages (id)
     WHERE direction = 'out' AND status = 'pending';
+-- The same for webhook deliveries: the sweep reads the undelivered ones only.
+CREATE INDEX IF NOT EXISTS webhook_deliveries_undelivered_idx ON webhook_deliveries (id)
+    WHERE delivered_at IS NULL;
 -- A ticket's protocol: the UTC day, then the sequence zero-padded to at least 8 digits
 -- (never cut: lpad alone would truncate past 99,999,999 and repeat protocols).
 CREATE OR REPLACE FUNCTION flowdesk_next_protocol() RETURNS text

@@ -19,7 +19,7 @@ from engine.store.message_changes import stale_changes
 from engine.store.outbound import get_unsent_ids
 from engine.store.outbox import get_stale_outbox_ids
 from engine.store.send_batch import retry_lost_after_s
-from engine.store.webhooks import get_unattempted_deliveries
+from engine.store.webhooks import get_unfinished_deliveries
 from pipelines.media import SWEEP_WITHIN_S
 
 log = logging.getLogger(__name__)
@@ -81,8 +81,11 @@ def sweep(d: WorkerDeps) -> SweepResult:
     for message_id, index in downloads:
         download_media.send(message_id, index)
     with system_tx(d.db) as conn:
-        webhook_ids = get_unattempted_deliveries(
-            conn, older_than_s=d.settings.INBOX_SWEEP_AFTER_S, limit=SWEEP_LIMIT
+        webhook_ids = get_unfinished_deliveries(
+            conn,
+            older_than_s=d.settings.INBOX_SWEEP_AFTER_S,
+            retry_lost_after_s=retry_lost_after_s(d.settings.MAX_BACKOFF_MS),
+            limit=SWEEP_LIMIT,
         )
     for delivery_id in webhook_ids:
         deliver_webhook.send(delivery_id)

@@ -309,25 +309,42 @@ def list_deliveries(
     return [Delivery.model_validate(dict(r)) for r in rows]
 
 
-def get_unattempted_deliveries(conn: Connection, *, older_than_s: int, limit: int) -> list[int]:
-    """Deliveries never attempted past the deadline (their broker message was lost).
+def get_unfinished_deliveries(
+    conn: Connection, *, older_than_s: int, retry_lost_after_s: int, limit: int
+) -> list[int]:
+    """Deliveries whose broker message was lost: never attempted past the deadline, or
+    attempted, neither delivered nor dead-lettered, and not tried again long past any
+    backoff (`retry_lost_after_s`) to an enabled subscription.
 
-    Marks them offered now, so the next sweep waits another deadline. Deliveries with an
-    attempt behind them follow the broker's retry schedule instead. System scope.
+    Marks them offered now, so the next sweep waits another deadline. System scope.
     """
     rows = conn.execute(
         text(
             """
             UPDATE webhook_deliveries SET last_attempt_at = now()
             WHERE id IN (
-                SELECT id FROM webhook_deliveries
-                WHERE attempts = 0 AND delivered_at IS NULL
-                  AND coalesce(last_attempt_at, created_at) < now() - make_interval(secs => :age)
-                ORDER BY id LIMIT :limit
-                FOR UPDATE SKIP LOCKED)
+                SELECT d.id FROM webhook_deliveries d
+                WHERE d.delivered_at IS NULL AND (
+                    (d.attempts = 0 AND coalesce(d.last_attempt_at, d.created_at)
+                                        < now() - make_interval(secs => :age))
+                    OR (d.attempts > 0
+                        AND d.last_attempt_at < now() - make_interval(secs => :retry_lost_s)
+                        AND EXISTS (SELECT 1 FROM webhook_subscriptions s
+                                    WHERE s.id = d.subscription_id AND s.enabled)
+                        AND NOT EXISTS (SELECT 1 FROM dead_letters dl
+                                        WHERE dl.actor = :actor AND dl.requeued_at IS NULL
+                                          AND dl.tenant_id = d.tenant_id
+                                          AND dl.payload -> 'args' ->> 0 = d.id::text)))
+                ORDER BY d.id LIMIT :limit
+                FOR UPDATE OF d SKIP LOCKED)
             RETURNING id
             """
         ),
-        {"age": older_than_s, "limit": limit},
+        {
+            "age": older_than_s,
+            "retry_lost_s": retry_lost_after_s,
+            "actor": DELIVER_ACTOR,
+            "limit": limit,
+        },
     ).all()
     return sorted(int(r[0]) for r in rows)

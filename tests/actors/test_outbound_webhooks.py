@@ -321,6 +321,7 @@ def test_a_delivery_whose_broker_message_was_lost_is_swept_and_delivered(
     from actors.maintenance import sweep
     from engine.store.outbox import mark_outbox_published
     from engine.store.webhooks import insert_deliveries
+    from tests.support.ops import add_dead_letter
 
     a, _ = tenants
     with (
@@ -349,4 +350,39 @@ def test_a_delivery_whose_broker_message_was_lost_is_swept_and_delivered(
         assert sweep(deps).webhooks_requeued == 1
         wait_until(lambda: delivered(clean_db, sub_id), 10, "swept delivery")
         assert sweep(deps).webhooks_requeued == 0
-    assert len(receiver.requests) == 1
+
+        # Tried once, and its retry message lost with the broker: offered again once long
+        # overdue. One whose retries ended in a dead letter is the operator's, not the sweep's.
+        with system_tx(clean_db) as conn:
+            lost, dead = (
+                insert_outbox(
+                    conn, tenant_id=a.tenant_id, topic="ticket.created", payload={"ticket_id": n}
+                )
+                for n in (2, 3)
+            )
+            mark_outbox_published(conn, [lost, dead])
+            insert_deliveries(conn, [lost, dead])
+            conn.execute(
+                text(
+                    "UPDATE webhook_deliveries SET attempts = 1,"
+                    " last_attempt_at = now() - interval '2 hours' WHERE delivered_at IS NULL"
+                )
+            )
+            dead_id = conn.execute(
+                text("SELECT id FROM webhook_deliveries WHERE outbox_id = :o"), {"o": dead}
+            ).scalar_one()
+        add_dead_letter(
+            clean_db, queue="webhooks", actor_name="deliver_webhook", tenant_id=a.tenant_id
+        )
+        with system_tx(clean_db) as conn:
+            conn.execute(
+                text(
+                    "UPDATE dead_letters SET payload = jsonb_set(payload, '{args}',"
+                    " jsonb_build_array(CAST(:d AS bigint)))"
+                ),
+                {"d": dead_id},
+            )
+        assert sweep(deps).webhooks_requeued == 1
+        wait_until(lambda: len(receiver.requests) == 2, 10, "the lost retry delivered")
+        assert sweep(deps).webhooks_requeued == 0
+    assert len(receiver.requests) == 2
