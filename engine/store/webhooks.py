@@ -331,9 +331,9 @@ def get_unfinished_deliveries(
                         AND d.last_attempt_at < now() - make_interval(secs => :retry_lost_s)
                         AND EXISTS (SELECT 1 FROM webhook_subscriptions s
                                     WHERE s.id = d.subscription_id AND s.enabled)
+                        -- Filed under no tenant when the sweep sent it: match by id alone.
                         AND NOT EXISTS (SELECT 1 FROM dead_letters dl
                                         WHERE dl.actor = :actor AND dl.requeued_at IS NULL
-                                          AND dl.tenant_id = d.tenant_id
                                           AND dl.payload -> 'args' ->> 0 = d.id::text)))
                 ORDER BY d.id LIMIT :limit
                 FOR UPDATE OF d SKIP LOCKED)
