@@ -19,6 +19,7 @@ from starlette.responses import Response
 
 from api import ops_service
 from api.health import ReadinessDeps
+from engine.errors import DatabaseUnavailableError
 from engine.metrics import multiprocess_dir
 from engine.ops.models import QueuesOverview
 
@@ -49,7 +50,14 @@ class QueueDepths(Collector):
             try:
                 async with asyncio.timeout(DEPTH_TIMEOUT_S):
                     self._overview = await ops_service.queues(deps)
-            except (RedisError, OSError, TimeoutError, AMQPError, SQLAlchemyError) as exc:
+            except (
+                RedisError,
+                OSError,
+                TimeoutError,
+                AMQPError,
+                SQLAlchemyError,
+                DatabaseUnavailableError,
+            ) as exc:
                 log.warning("queue depths unavailable", extra={"error": type(exc).__name__})
                 self._overview = None
             self._read_at = now

@@ -99,6 +99,16 @@ def test_database_gone_is_503_naming_the_database(redis_url: str) -> None:
     assert body["checks"]["redis"] == {"ok": True}
 
 
+def test_metrics_still_answer_with_the_database_gone(redis_url: str) -> None:
+    gone = f"postgresql+psycopg://postgres@127.0.0.1:{_closed_port()}/flowdesk"
+    with _client(gone, redis_url) as client:
+        response = client.get("/metrics")
+
+    assert response.status_code == 200, response.text
+    assert "flowdesk_webhooks_received_total" in response.text  # the process's own metrics
+    assert "flowdesk_queue_depth{" not in response.text  # the overview could not be read
+
+
 def test_old_schema_is_not_ready(stale_database: str, redis_url: str) -> None:
     status, body = _readyz(stale_database, redis_url)
     assert status == 503
