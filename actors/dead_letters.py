@@ -19,7 +19,10 @@ REQUEUE_CHUNK = 500
 
 class Requeued(NamedTuple):
     dead_letters: list[DeadLetter]
-    outbox_ids: list[int]  # events of what the requeue changed: publish after commit
+    # For after the commit: sends whose message the requeue put back to pending (enqueued
+    # before, a worker could find it still failed), and the events announcing them.
+    sends: list[dramatiq.Message[object]]
+    outbox_ids: list[int]
 
 
 def requeue(db: Engine, broker: dramatiq.Broker, f: DeadLetterFilter) -> list[DeadLetter]:
@@ -33,7 +36,7 @@ def requeue(db: Engine, broker: dramatiq.Broker, f: DeadLetterFilter) -> list[De
     while True:
         with system_tx(db) as conn:
             chunk = requeue_chunk(conn, broker, f)
-        publish_outbox_after_commit(broker, chunk.outbox_ids)
+        after_commit(broker, chunk)
         done.extend(chunk.dead_letters)
         if len(chunk.dead_letters) < REQUEUE_CHUNK:
             return done
@@ -44,22 +47,26 @@ def requeue_chunk(
 ) -> Requeued:
     """Claim up to `limit` live dead letters in the caller's transaction and enqueue each.
 
-    A failed send's message goes back to pending first (its send would otherwise find it
-    failed and do nothing). The caller commits after this returns, then publishes the
-    outbox ids; an exception here must roll the claim back.
+    A failed send's message goes back to pending (its send would otherwise find it failed
+    and do nothing); that send is enqueued by `after_commit`, once the message reads
+    pending. If the process dies in between, the sweeper offers the pending message. The
+    caller commits after this returns; an exception here must roll the claim back.
     """
     chunk = claim_for_requeue(conn, f, limit=limit)
-    sends = [_send_of(dl) for dl in chunk if dl.actor == send_message.actor_name]
-    outbox_ids = reopen_failed_sends(conn, [m for m in sends if m is not None])
+    sends = [dl for dl in chunk if dl.actor == send_message.actor_name]
+    outbox_ids = reopen_failed_sends(conn, [m for m in map(_send_of, sends) if m is not None])
     for dl in chunk:
-        broker.enqueue(_message(dl))
-    return Requeued(chunk, outbox_ids)
+        if dl.actor != send_message.actor_name:
+            broker.enqueue(_message(dl))
+    return Requeued(chunk, [_message(dl) for dl in sends], outbox_ids)
 
 
-def publish_outbox_after_commit(broker: dramatiq.Broker, outbox_ids: list[int]) -> None:
-    """Announce what a committed requeue changed (the sweeper re-offers it if this fails)."""
-    if outbox_ids:
-        broker.enqueue(publish_outbox.message(outbox_ids))
+def after_commit(broker: dramatiq.Broker, chunk: Requeued) -> None:
+    """Enqueue the requeued sends and announce what the committed requeue changed."""
+    for message in chunk.sends:
+        broker.enqueue(message)
+    if chunk.outbox_ids:
+        broker.enqueue(publish_outbox.message(chunk.outbox_ids))
 
 
 def _send_of(dl: DeadLetter) -> int | None:

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 from starlette.requests import Request
 
 from actors.broker import queue_names
-from actors.dead_letters import REQUEUE_CHUNK, publish_outbox_after_commit, requeue_chunk
+from actors.dead_letters import REQUEUE_CHUNK, after_commit, requeue_chunk
 from actors.scheduler import LEADER_LOCK_KEY
 from api.deps import ApiDeps, get_deps
 from api.errors import ApiError, ErrorDetail
@@ -142,7 +142,7 @@ async def requeue(deps: OpsDeps, f: DeadLetterFilter, *, who: str) -> list[int]:
     while True:
         async with async_system_tx(deps.db) as conn:
             chunk = await conn.run_sync(lambda c: requeue_chunk(c, broker, f))
-        await asyncio.to_thread(publish_outbox_after_commit, broker, chunk.outbox_ids)
+        await asyncio.to_thread(after_commit, broker, chunk)
         done.extend(d.id for d in chunk.dead_letters)
         if len(chunk.dead_letters) < REQUEUE_CHUNK:
             break

@@ -115,7 +115,11 @@ def _queued_calls(redis_url: str, prefix: str, queue: str) -> list[tuple[str, li
 
 
 def test_requeueing_a_failed_send_puts_its_message_back_to_pending_and_announces_it(
-    clean_db: Engine, broker: dramatiq.Broker, redis_url: str, queue_prefix: str
+    clean_db: Engine,
+    broker: dramatiq.Broker,
+    redis_url: str,
+    queue_prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     tenant_id = seed_whatsapp(clean_db).tenant_id
     with system_tx(clean_db) as conn:
@@ -147,8 +151,25 @@ def test_requeueing_a_failed_send_puts_its_message_back_to_pending_and_announces
             {"m": message_id, "id": dl_id},
         )
 
-    requeue(clean_db, broker, DeadLetterFilter(ids=(dl_id,)))
+    # What a worker would see when the send reaches the broker: the committed status.
+    seen_at_enqueue: list[str] = []
+    enqueue = broker.enqueue
 
+    def watching(message: Any, *, delay: int | None = None) -> Any:
+        if message.actor_name == "send_message":
+            with system_tx(clean_db) as other:
+                seen_at_enqueue.append(
+                    other.execute(
+                        text("SELECT status FROM messages WHERE id = :id"), {"id": message_id}
+                    ).scalar_one()
+                )
+        return enqueue(message, delay=delay)
+
+    monkeypatch.setattr(broker, "enqueue", watching)
+    requeue(clean_db, broker, DeadLetterFilter(ids=(dl_id,)))
+    monkeypatch.undo()
+
+    assert seen_at_enqueue == ["pending"]
     with system_tx(clean_db) as conn:
         state = conn.execute(
             text("SELECT status, send_attempts, error_message FROM messages WHERE id = :id"),
