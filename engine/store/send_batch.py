@@ -26,7 +26,7 @@ SEND_LEASE_S = 120
 # stored), or handed back for a retry whose broker message never came. Binds :age,
 # :lease_s and :retry_lost_s. A re-offer is safe: the claim takes a message once.
 SEND_ABANDONED = """(
-    m.sending_at < now() - make_interval(secs => :lease_s + :age)
+    m.sending_at < now() - make_interval(secs => CAST(:lease_s AS integer) + :age)
     OR (m.send_attempts > 0 AND m.sending_at IS NULL
         AND coalesce(m.released_at, m.status_at, m.created_at)
             < now() - make_interval(secs => :retry_lost_s)))"""

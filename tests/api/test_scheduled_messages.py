@@ -280,6 +280,15 @@ async def test_the_sweeper_reoffers_sends_nothing_will_finish_and_only_those(
     assert claimed is not None and claimed.message_id == replies["worker_died"]
 
 
+async def test_the_sweep_query_takes_the_largest_deadline_settings_allow(
+    engine: Engine,
+) -> None:
+    with system_tx(engine) as conn:  # small ints travel as int2: their sum must not overflow
+        assert isinstance(
+            get_unsent_ids(conn, older_than_s=32_767, retry_lost_after_s=3600, limit=1), list
+        )
+
+
 async def test_a_send_handed_back_for_a_retry_records_when(
     client: httpx.AsyncClient, db: AsyncEngine, engine: Engine, world: World
 ) -> None:
