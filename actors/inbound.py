@@ -6,6 +6,7 @@ import logging
 
 from redis.exceptions import RedisError
 from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from actors import deps
 from actors.broker import actor
@@ -81,7 +82,9 @@ def _give_up(
 
 def _outage(exc: Exception) -> bool:
     """A failure of a service rather than of the rows: retrying later can succeed."""
-    return isinstance(exc, RetryableError | OperationalError | InterfaceError | RedisError)
+    return isinstance(
+        exc, RetryableError | OperationalError | InterfaceError | PoolTimeoutError | RedisError
+    )
 
 
 def _hand_off(d: WorkerDeps, outcome: inbound.BatchOutcome, reparse: bool) -> None:
