@@ -103,7 +103,6 @@ class ClientPermission(StrEnum):
     TICKETS_READ = Permission.TICKETS_READ.value
     TICKETS_READ_ALL = Permission.TICKETS_READ_ALL.value
     MESSAGES_SEND = Permission.MESSAGES_SEND.value
-    MESSAGES_MODERATE = Permission.MESSAGES_MODERATE.value  # edit or cancel what it scheduled
     CONTACTS_READ = Permission.CONTACTS_READ.value
     CONTACTS_WRITE = Permission.CONTACTS_WRITE.value
     QUEUES_READ = Permission.QUEUES_READ.value

@@ -245,8 +245,9 @@ async def _is_pending(call: Call[Any, Any]) -> bool:
     async with call.tx() as conn:
         message = await _visible_message(call, conn)
     principal = call.principal
-    # An API client owns no message (it records them under its admin): it needs the grant.
-    own = not principal.is_client and message.user_id == principal.user_id
+    # An API client acts for the tenant's systems with what it was granted, as before; a
+    # person may change their own messages, and others' only as a moderator.
+    own = principal.is_client or message.user_id == principal.user_id
     moderates = may(principal, Permission.MESSAGES_MODERATE)
     if message.direction == "out" and not own and not moderates:
         raise ApiError(403, "forbidden", "Only a supervisor may change another person's message.")
