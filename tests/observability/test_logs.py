@@ -89,6 +89,18 @@ def test_tokens_in_free_text_never_reach_a_line(logged: Captured) -> None:
     assert "hub.verify_token=[redacted]&x=1" in lines
 
 
+def test_ordinary_text_that_looks_a_little_like_a_secret_is_kept(logged: Captured) -> None:
+    log = logging.getLogger("tests.redaction")
+    log.info("GET /api/v1/tickets?sort_key=created_at&limit=20")
+    log.info("the bearer of this note")
+    log.info("?" + "key" * 5000 + " =1")  # a long name that is no parameter: linear time
+
+    first, second, third = (line["msg"] for line in logged.lines())
+    assert first == "GET /api/v1/tickets?sort_key=created_at&limit=20"
+    assert second == "the bearer of this note"
+    assert third == "?" + "key" * 5000 + " =1"
+
+
 def test_bound_ids_are_on_every_line_until_cleared(logged: Captured) -> None:
     log = logging.getLogger("tests.context")
     bind_context(tenant_id=3, ticket_id=None, correlation_id="req-12345678")
