@@ -194,7 +194,7 @@ async def cancel_message(call: Call[NoBody, NoQuery]) -> MessageView:
     provider cannot delete. 403 for another person's message unless the caller may moderate
     messages (supervisors and admins).
     """
-    if await _is_pending(call):
+    if await _pending_if_changeable(call):
         return await _change(
             call,
             lambda conn: mark_message_cancelled(
@@ -225,7 +225,7 @@ async def edit_message(call: Call[MessageEditIn, NoQuery]) -> MessageView:
     caller may moderate messages (supervisors and admins).
     """
     body = call.body.body
-    if await _is_pending(call):
+    if await _pending_if_changeable(call):
         return await _change(
             call,
             lambda conn: mark_scheduled_body(
@@ -239,7 +239,7 @@ async def edit_message(call: Call[MessageEditIn, NoQuery]) -> MessageView:
     return await _provider_change(call, "edit", body)
 
 
-async def _is_pending(call: Call[Any, Any]) -> bool:
+async def _pending_if_changeable(call: Call[Any, Any]) -> bool:
     """Whether the message has not gone out yet: 404 when the caller cannot see it, 403 when
     someone else sent it and the caller may not moderate messages."""
     async with call.tx() as conn:

@@ -31,16 +31,7 @@ _CLOCKS = text(
            t.last_inbound_at, t.answered,
            p.id AS policy_id, p.first_response_s, p.next_response_s, p.resolution_s,
            p.business_hours_only, p.escalate_to_queue_id, p.escalate_to_user_id,
-           -- The newest breach recorded per clock: a clock with one since it started is done.
-           (SELECT max(e.due_at) FROM sla_events e
-            WHERE e.tenant_id = t.tenant_id AND e.policy_id = p.id AND e.ticket_id = t.id
-              AND e.kind = 'first_response') AS first_response_breached,
-           (SELECT max(e.due_at) FROM sla_events e
-            WHERE e.tenant_id = t.tenant_id AND e.policy_id = p.id AND e.ticket_id = t.id
-              AND e.kind = 'next_response') AS next_response_breached,
-           (SELECT max(e.due_at) FROM sla_events e
-            WHERE e.tenant_id = t.tenant_id AND e.policy_id = p.id AND e.ticket_id = t.id
-              AND e.kind = 'resolution') AS resolution_breached
+           b.first_response_breached, b.next_response_breached, b.resolution_breached
     FROM tickets t
     JOIN sla_policies p ON p.tenant_id = t.tenant_id AND (
         p.queue_id = t.queue_id
@@ -48,6 +39,13 @@ _CLOCKS = text(
                    WHERE ct.tenant_id = t.tenant_id AND ct.contact_id = t.contact_id
                      AND ct.tag_id = p.tag_id)
         OR (p.queue_id IS NULL AND p.tag_id IS NULL))
+    -- The newest breach recorded per clock: a clock with one since it started is done.
+    CROSS JOIN LATERAL (
+        SELECT max(e.due_at) FILTER (WHERE e.kind = 'first_response') AS first_response_breached,
+               max(e.due_at) FILTER (WHERE e.kind = 'next_response') AS next_response_breached,
+               max(e.due_at) FILTER (WHERE e.kind = 'resolution') AS resolution_breached
+        FROM sla_events e
+        WHERE e.tenant_id = t.tenant_id AND e.policy_id = p.id AND e.ticket_id = t.id) b
     WHERE t.tenant_id = :t AND t.status IN ('pending', 'open') AND t.created_at <= :now
     ORDER BY t.id, p.id
     """

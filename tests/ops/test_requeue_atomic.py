@@ -27,7 +27,7 @@ class Crash(Exception):
 
 
 def _queued(redis_url: str, prefix: str) -> int:
-    return int(redis.Redis.from_url(redis_url).hlen(f"{prefix}:{QUEUE}.msgs"))
+    return len(_queued_calls(redis_url, prefix, QUEUE))
 
 
 def test_enqueue_failing_after_the_row_is_locked_leaves_it_dead_and_sends_nothing(

@@ -19,7 +19,6 @@ class StaleClaim(Frozen):
     message_id: int | None
     message_status: str | None
     send_attempts: int
-    in_flight: bool
     lost: bool  # pending, never tried or abandoned (SEND_ABANDONED): offer it again
 
 
@@ -84,7 +83,6 @@ def get_stale_claims(
             f"""
             SELECT cc.id, cc.tenant_id, cc.campaign_id, cc.message_id, m.status,
                    coalesce(m.send_attempts, 0),
-                   coalesce(m.sending_at >= now() - make_interval(secs => :lease_s), false),
                    coalesce(m.status = 'pending' AND ({SEND_UNTRIED} OR {SEND_ABANDONED}), false)
             FROM campaign_contacts cc
             LEFT JOIN messages m ON m.id = cc.message_id
